@@ -1,0 +1,53 @@
+# cim — the two commands of the README are `make demo` and `make test`; everything else hangs off them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CIM    := $(BIN)/cim
+SAMPLE := sample_data/build
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test setup sysdeps venv sample import-sample db-up db-down lint bench-import clean
+
+demo: setup db-up sample import-sample  ## set everything up, import the sample district, print what loaded
+	@$(CIM) info
+
+test: setup  ## the whole test suite against a real local PostGIS
+	$(BIN)/pytest -q
+
+setup: sysdeps venv
+
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+db-up: setup
+	@$(CIM) db up
+	@$(CIM) db init --crs EPSG:4547
+
+db-down:
+	@$(CIM) db down
+
+sample: setup  ## generate the synthetic district (deterministic) into sample_data/build/
+	@$(CIM) sample generate --out $(SAMPLE)
+
+import-sample:
+	@$(CIM) import dem $(SAMPLE)/dem.tif
+	@$(CIM) import gis $(SAMPLE)/district.gpkg --layer buildings
+	@$(CIM) import gis $(SAMPLE)/district.gpkg --layer roads
+	@$(CIM) import gis $(SAMPLE)/district.gpkg --layer river
+	@$(CIM) import cityjson $(SAMPLE)/landmarks.city.json --layer landmarks
+
+lint: setup
+	$(BIN)/ruff check cim tests bench
+
+bench-import: setup db-up  ## 100,000 synthetic footprints: buildings/s and peak memory
+	$(BIN)/python bench/bench_import.py
+
+clean:
+	rm -rf $(SAMPLE) bench/results

@@ -1,0 +1,250 @@
+"""`cim`: database, model, imports and sample data from one command line."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from cim.config import settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="City information model: GIS + BIM + IoT in one PostGIS model.")
+db_app = typer.Typer(no_args_is_help=True, help="The database server and city models.")
+import_app = typer.Typer(no_args_is_help=True, help="Import sources into a city model (one transaction each).")
+sample_app = typer.Typer(no_args_is_help=True, help="The synthetic sample district.")
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(sample_app, name="sample")
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True)
+
+ModelOpt = typer.Option(None, "--model", "-m", help="Model (database) name; default CIM_MODEL or 'cim'.")
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def guarded(fn):
+    """Run a command body; expected errors become one line on stderr and a non-zero exit."""
+    from cim.db.cluster import ClusterError
+    from cim.importers.errors import InputError
+    from cim.model.store import ModelError
+
+    try:
+        return fn()
+    except (InputError, ModelError, ClusterError) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted; nothing of the unfinished import was kept", 130)
+
+
+# -- db -------------------------------------------------------------------------------------------
+@db_app.command("up")
+def db_up() -> None:
+    """Start the project-local PostgreSQL+PostGIS cluster (no-op when running)."""
+    from cim.db.cluster import LocalCluster
+
+    if settings().database_url:
+        out.print("CIM_DATABASE_URL is set: using that server, no local cluster needed")
+        return
+    cluster = LocalCluster()
+    did = guarded(cluster.up)
+    out.print(f"local cluster {did}: port {cluster.port}, data dir {cluster.data_dir}")
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """Stop the local cluster."""
+    from cim.db.cluster import LocalCluster
+
+    out.print(f"local cluster {guarded(LocalCluster().down)}")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Whether the server runs and accepts connections (exit 1 when it does not)."""
+    from cim.db.cluster import LocalCluster
+
+    if settings().database_url:
+        import psycopg
+
+        from cim.db.server import connect, server_url
+
+        url = server_url()
+        try:
+            with connect(url.set(database=url.database or "postgres"), connect_timeout=5) as conn:
+                version = conn.execute("SHOW server_version").fetchone()[0]
+        except psycopg.OperationalError as exc:
+            fail(f"{url.render_as_string()}: not reachable: {str(exc).strip().splitlines()[0]}", 1)
+        out.print(f"external server {url.render_as_string()}: PostgreSQL {version}, accepting connections")
+        return
+    st = guarded(LocalCluster().status)
+    out.print(f"local cluster {st.describe()}")
+    if not st.accepting:
+        raise typer.Exit(1)
+
+
+@db_app.command("url")
+def db_url(model: Optional[str] = ModelOpt) -> None:
+    """Print the SQLAlchemy URL of a model's database."""
+    from cim.db.server import model_url
+
+    print(model_url(model).render_as_string(hide_password=False))
+
+
+@db_app.command("init")
+def db_init(
+    crs: str = typer.Option("EPSG:4547", help="Storage CRS (projected, metres); fixed for the model's life."),
+    model: Optional[str] = ModelOpt,
+    area_code: str = typer.Option(None, help="Area prefix of unified codes (default CIM_AREA_CODE)."),
+    vertical_datum: str = typer.Option("orthometric (national height datum)", help="What heights mean."),
+) -> None:
+    """Create a city model (a database) with its storage CRS; re-running is a no-op."""
+    from cim.db.server import model_url
+    from cim.model.store import init_model
+
+    url = model_url(model)
+    info, created = guarded(lambda: init_model(url, crs, area_code or settings().area_code, vertical_datum))
+    verb = "created" if created else "already exists:"
+    out.print(f"model {info.name!r} {verb} storage CRS EPSG:{info.srid} ({info.crs_name}), "
+              f"codes {info.area_code}-…")
+
+
+@db_app.command("drop")
+def db_drop(model: str = typer.Option(..., "--model", "-m", help="Model to delete, with all its objects."),
+            yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
+    """Delete a city model (its database)."""
+    from cim.db.server import drop_database, model_url
+
+    if not yes:
+        typer.confirm(f"drop model {model!r} and everything in it?", abort=True)
+    drop_database(model_url(model))
+    out.print(f"model {model!r} dropped")
+
+
+# -- import ---------------------------------------------------------------------------------------
+def _open(model: str | None):
+    from cim.model.store import Model
+
+    return guarded(lambda: Model.open(model))
+
+
+def _done(what: str, result, started: float) -> None:
+    took = time.perf_counter() - started
+    rate = result.written / took if took else 0
+    out.print(f"{what}: {result.written} objects (replaced {result.replaced}, new codes {result.new_codes}) "
+              f"in batch {result.batch_id}, {took:.1f} s, {rate:,.0f} objects/s")
+
+
+@import_app.command("dem")
+def import_dem_cmd(
+    file: Path = typer.Argument(..., help="GeoTIFF or any raster GDAL reads."),
+    crs: Optional[str] = typer.Option(None, help="CRS of the raster when it has none."),
+    layer: str = typer.Option("terrain", help="Model layer."),
+    z_unit: str = typer.Option("m", help="Unit of the raster's heights: m, ft or us-ft."),
+    model: Optional[str] = ModelOpt,
+) -> None:
+    """Register a DEM as terrain: ground heights for every later import."""
+    from cim.importers.dem import Z_UNITS, import_dem
+
+    if z_unit not in Z_UNITS:
+        fail(f"--z-unit must be one of {', '.join(Z_UNITS)}")
+    m = _open(model)
+    started = time.perf_counter()
+    result = guarded(lambda: import_dem(m, file, layer, crs, z_unit))
+    _done(f"{file.name} → {layer}", result, started)
+
+
+@import_app.command("gis")
+def import_gis_cmd(
+    file: Path = typer.Argument(..., help="Shapefile, GeoPackage, GeoJSON, FlatGeobuf, …"),
+    layer: str = typer.Option(..., "--layer", "-l", help="Model layer, e.g. buildings, roads."),
+    crs: Optional[str] = typer.Option(None, help="CRS of the source when the file has none (e.g. EPSG:4547)."),
+    mapping: Optional[Path] = typer.Option(None, help="TOML/JSON mapping of model attributes to fields."),
+    kind: Optional[str] = typer.Option(None, help="Object kind (default from the layer name)."),
+    source_layer: Optional[str] = typer.Option(None, help="Layer inside a multi-layer file."),
+    storey_height: Optional[float] = typer.Option(None, help="Metres per floor (default CIM_STOREY_HEIGHT)."),
+    default_height: Optional[float] = typer.Option(None, help="Height when neither height nor floors."),
+    strict: bool = typer.Option(False, help="Fail on non-polygon records in a building layer instead of "
+                                "skipping them."),
+    model: Optional[str] = ModelOpt,
+) -> None:
+    """Import a GIS layer; building footprints become LOD1 blocks on the terrain."""
+    from cim.importers.gis import import_gis
+
+    m = _open(model)
+    started = time.perf_counter()
+    done = guarded(lambda: import_gis(m, file, layer, kind, crs, mapping, source_layer, storey_height,
+                                      default_height, strict))
+    _done(f"{file.name} → {layer}", done.result, started)
+    for key in ("height_rules", "base_rules"):
+        if key in done.summary:
+            rules = ", ".join(f"{v} by {k}" for k, v in done.summary[key].items())
+            out.print(f"  {key.replace('_', ' ')}: {rules}")
+    if done.summary.get("skipped"):
+        skipped = done.summary["skipped"]
+        err.print(f"warning: {file}: skipped {len(skipped)} non-polygon record(s): {', '.join(skipped[:5])}"
+                  + (" …" if len(skipped) > 5 else ""))
+    if done.summary.get("repaired_geometries"):
+        out.print(f"  repaired invalid geometries: {done.summary['repaired_geometries']}")
+
+
+@import_app.command("cityjson")
+def import_cityjson_cmd(
+    file: Path = typer.Argument(..., help="CityJSON 1.0/1.1/2.0 file."),
+    layer: str = typer.Option("citymodel", help="Model layer."),
+    crs: Optional[str] = typer.Option(None, help="CRS when metadata.referenceSystem is missing."),
+    lod: Optional[str] = typer.Option(None, help="Import this LoD only (default: each object's highest)."),
+    model: Optional[str] = ModelOpt,
+) -> None:
+    """Import CityJSON city objects (LoD1/LoD2 buildings and others) as 3D surfaces."""
+    from cim.importers.cityjson import import_cityjson
+
+    m = _open(model)
+    started = time.perf_counter()
+    result, summary = guarded(lambda: import_cityjson(m, file, layer, crs, lod))
+    _done(f"{file.name} → {layer}", result, started)
+    out.print("  kinds: " + ", ".join(f"{v} {k}" for k, v in summary["kinds"].items()))
+
+
+# -- model summary --------------------------------------------------------------------------------
+@app.command("info")
+def info(model: Optional[str] = ModelOpt) -> None:
+    """What a model holds: CRS and objects per layer and kind."""
+    m = _open(model)
+    counts = m.counts()
+    out.print(f"model {m.info.name!r}: EPSG:{m.info.srid} ({m.info.crs_name}), heights {m.info.vertical_datum}")
+    for layer, kind, n in counts:
+        out.print(f"  {layer:<16} {kind:<14} {n:>8}")
+    out.print(f"  total: {sum(n for *_, n in counts)} objects")
+
+
+# -- sample ---------------------------------------------------------------------------------------
+@sample_app.command("generate")
+def sample_generate(
+    out_dir: Path = typer.Option(Path("sample_data/build"), "--out", help="Where to write the files."),
+    seed: Optional[int] = typer.Option(None, help="Random seed (default: the documented one)."),
+) -> None:
+    """Write the synthetic Zhuhai district: DEM, GIS layers, CityJSON landmarks."""
+    from cim.sample.district import DEFAULT_SEED, generate
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = generate(out_dir, seed if seed is not None else DEFAULT_SEED)
+    for name, path in files.items():
+        out.print(f"  {name:<9} {path}")
+
+
+def main() -> None:  # pragma: no cover - entry point for `python -m cim`
+    app(prog_name="cim")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

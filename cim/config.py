@@ -1,0 +1,33 @@
+"""Settings from the environment (prefix CIM_), one place for every tunable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIM_", extra="ignore")
+
+    database_url: str | None = None
+    """An existing PostgreSQL+PostGIS server (any database on it); unset = the local cluster."""
+    model: str = "cim"
+    """Name of the city model = the database that holds it."""
+    data_dir: Path = PROJECT_ROOT / ".cim"
+    """Where the local cluster, logs and other runtime state live (git-ignored)."""
+    pg_port: int = 55432
+    pg_bindir: Path | None = None
+    """PostgreSQL server binaries; found automatically when unset."""
+    area_code: str = "440402"
+    """Administrative area prefix of new unified codes (440402 = Xiangzhou, Zhuhai)."""
+    storey_height: float = 3.0
+    default_building_height: float = 10.0
+
+
+@lru_cache
+def settings() -> Settings:
+    return Settings()

@@ -1,0 +1,81 @@
+"""Which source field feeds which model attribute: documented defaults, overridable by a mapping file."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cim.importers.errors import InputError
+
+# Model attribute → source field names tried in order (case-insensitive). See docs/importing.md.
+DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
+    "id": ("bldg_code", "building_code", "code", "uid", "uuid", "gml_id", "osm_id", "@id", "id", "fid",
+           "objectid", "road_id"),
+    "name": ("name", "bldg_name", "mc", "名称"),
+    "height": ("height", "measuredheight", "bldg_height", "building_height", "height_m", "h", "gd", "高度"),
+    "floors": ("floors", "storeys", "stories", "building:levels", "levels", "num_floors", "cs", "层数"),
+    "use": ("use", "usage", "function", "building", "landuse", "yt", "用途"),
+    "year": ("year", "year_built", "yearofconstruction", "construction_year", "start_date", "nd", "建成年代"),
+    "status": ("status", "lifecycle", "zt"),
+}
+TARGETS = tuple(DEFAULT_FIELDS)
+
+STATUS_WORDS = {
+    "existing": "existing", "built": "existing", "现状": "existing", "planned": "planned", "规划": "planned",
+    "under_construction": "under_construction", "construction": "under_construction", "在建": "under_construction",
+    "demolished": "demolished", "拆除": "demolished",
+}
+
+
+@dataclass
+class Mapping:
+    fields: dict[str, str] = field(default_factory=dict)  # target → source field (resolved)
+    options: dict = field(default_factory=dict)
+
+
+def load_mapping_file(path: Path) -> dict:
+    if not path.exists():
+        raise InputError(path, "mapping file not found")
+    try:
+        data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not a valid mapping file: {exc}") from None
+    fields = data.get("fields", {})
+    if not isinstance(fields, dict):
+        raise InputError(path, "[fields] must map model attributes to source field names")
+    unknown = set(fields) - set(TARGETS)
+    if unknown:
+        raise InputError(path, f"unknown model attribute(s) {sorted(unknown)}; known: {', '.join(TARGETS)}")
+    return data
+
+
+def resolve(columns: list[str], source: Path, mapping_file: Path | None = None) -> Mapping:
+    """Match model attributes to this layer's fields; an explicitly mapped field must exist."""
+    by_lower = {c.lower(): c for c in columns}
+    resolved: dict[str, str] = {}
+    options: dict = {}
+    explicit: dict[str, str] = {}
+    if mapping_file is not None:
+        data = load_mapping_file(mapping_file)
+        explicit = data.get("fields", {})
+        options = data.get("options", {})
+    for target in TARGETS:
+        if target in explicit:
+            name = explicit[target]
+            if name is None or name == "":
+                continue  # explicitly unmapped
+            if name not in columns and name.lower() not in by_lower:
+                raise InputError(
+                    mapping_file or source,
+                    f"field {name!r} (mapped to {target}) is not in {source.name}; "
+                    f"available: {', '.join(columns) or 'none'}",
+                )
+            resolved[target] = name if name in columns else by_lower[name.lower()]
+            continue
+        for candidate in DEFAULT_FIELDS[target]:
+            if candidate in by_lower:
+                resolved[target] = by_lower[candidate]
+                break
+    return Mapping(resolved, options)

@@ -1,0 +1,1 @@
+"""The city model in PostGIS: tables, migrations, unified codes, bulk writes, terrain."""

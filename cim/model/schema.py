@@ -1,0 +1,86 @@
+"""Tables of a city model (GeoAlchemy2). The migrations create them; queries use these definitions."""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger, Column, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData, SmallInteger, Table,
+    Text, func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+# SRID is fixed per model at `cim db init`; the columns carry it in the database (typmod).
+GEOM_Z = Geometry(geometry_type="GEOMETRYZ", dimension=3, spatial_index=False)
+
+model_info = Table(
+    "model_info", metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("srid", Integer, nullable=False),
+    Column("crs_name", Text, nullable=False),
+    Column("area_code", Text, nullable=False),
+    Column("vertical_datum", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+import_batch = Table(
+    "import_batch", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("importer", Text, nullable=False),
+    Column("layer", Text, nullable=False),
+    Column("source_name", Text, nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("source_sha256", Text, nullable=False),
+    Column("source_crs", Text),
+    Column("started_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("object_count", Integer),
+    Column("replaced_count", Integer),
+    Column("summary", JSONB, nullable=False, server_default="{}"),
+)
+
+code_registry = Table(
+    "code_registry", metadata,
+    Column("code", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("layer", Text, nullable=False),
+    Column("source_key", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+code_serial = Table(
+    "code_serial", metadata,
+    Column("prefix", Text, primary_key=True),
+    Column("last_serial", BigInteger, nullable=False),
+)
+
+city_object = Table(
+    "city_object", metadata,
+    Column("code", Text, ForeignKey("code_registry.code"), primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("layer", Text, nullable=False),
+    Column("name", Text),
+    Column("attributes", JSONB, nullable=False, server_default="{}"),
+    Column("geom", GEOM_Z, nullable=False),
+    Column("base_z", Float),
+    Column("top_z", Float),
+    Column("lod", SmallInteger),
+    Column("status", Text, nullable=False, server_default="existing"),
+    Column("valid_from", DateTime(timezone=True)),
+    Column("valid_to", DateTime(timezone=True)),
+    Column("batch_id", BigInteger, ForeignKey("import_batch.id"), nullable=False),
+    Column("source_file", Text, nullable=False),
+    Column("source_id", Text),
+    Column("bbox3d", Geometry(geometry_type="LINESTRINGZ", dimension=3, spatial_index=False)),
+)
+
+terrain_raster = Table(
+    "terrain_raster", metadata,
+    Column("code", Text, ForeignKey("city_object.code", ondelete="CASCADE"), primary_key=True),
+    Column("geotiff", LargeBinary, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("cell_size", Float, nullable=False),
+)

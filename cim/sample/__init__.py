@@ -1,0 +1,1 @@
+"""Seeded synthetic sample data (a Xiangzhou, Zhuhai district) for demos, tests and benchmarks."""
