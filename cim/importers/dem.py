@@ -51,8 +51,8 @@ def import_dem(model: Model, path: Path, layer: str = "terrain", crs: str | None
     """Register a DEM as a terrain object of the model; re-importing the same file replaces it."""
     band, transform, src_crs = read_dem(path, crs, model.info.srid, z_unit)
     h, w = band.shape
-    x0, y0 = transform * (0, 0)
-    x1, y1 = transform * (w, h)
+    x0, y0 = transform.c, transform.f
+    x1, y1 = x0 + transform.a * w + transform.b * h, y0 + transform.d * w + transform.e * h
     zmin, zmax = float(np.nanmin(band)), float(np.nanmax(band))
     outline = shapely.force_3d(shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), zmin)
     cell = abs(transform.a)

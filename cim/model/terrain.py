@@ -18,9 +18,10 @@ class Raster:
 
     def sample(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Bilinear height at (x, y); NaN outside the raster or next to nodata."""
-        col, row = ~self.transform * (np.asarray(x, float), np.asarray(y, float))
-        col = np.asarray(col) - 0.5  # cell centres
-        row = np.asarray(row) - 0.5
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        inv = ~self.transform
+        col = inv.a * x + inv.b * y + inv.c - 0.5  # relative to cell centres
+        row = inv.d * x + inv.e * y + inv.f - 0.5
         h, w = self.values.shape
         inside = (col >= -0.5) & (col <= w - 0.5) & (row >= -0.5) & (row <= h - 0.5)
         col = np.clip(col, 0, w - 1)

@@ -1,0 +1,76 @@
+"""Fixtures: a real PostGIS (the project's own test cluster, or CIM_DATABASE_URL), fresh models, the sample."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The suite runs its own cluster beside the demo's, so `make test` never touches demo data.
+os.environ.setdefault("CIM_DATA_DIR", str(ROOT / ".cim" / "test"))
+os.environ.setdefault("CIM_PG_PORT", "55439")
+
+from cim.config import settings  # noqa: E402
+from cim.db.cluster import LocalCluster  # noqa: E402
+from cim.db.server import drop_database, model_url  # noqa: E402
+from cim.model.store import Model, init_model  # noqa: E402
+from cim.sample.district import generate  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def server() -> None:
+    """A running PostgreSQL+PostGIS server for the whole session."""
+    if not settings().database_url:
+        LocalCluster().up()
+
+
+def _new_model(crs: str = "EPSG:4547") -> Model:
+    name = f"cim_test_{uuid.uuid4().hex[:10]}"
+    init_model(model_url(name), crs, "440402", "orthometric")
+    return Model.open(name)
+
+
+@pytest.fixture
+def make_model(server):
+    """Factory of fresh, empty models (dropped afterwards)."""
+    made: list[Model] = []
+
+    def make(crs: str = "EPSG:4547") -> Model:
+        made.append(_new_model(crs))
+        return made[-1]
+
+    yield make
+    for m in made:
+        drop_database(m.url)
+
+
+@pytest.fixture
+def model(make_model) -> Model:
+    return make_model()
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample")
+    generate(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sample_model(server, sample_dir) -> Model:
+    """A model holding the whole sample district, imported once per test module."""
+    from cim.importers.cityjson import import_cityjson
+    from cim.importers.dem import import_dem
+    from cim.importers.gis import import_gis
+
+    m = _new_model()
+    import_dem(m, sample_dir / "dem.tif")
+    for layer in ("buildings", "roads", "river"):
+        import_gis(m, sample_dir / "district.gpkg", layer)
+    import_cityjson(m, sample_dir / "landmarks.city.json", "landmarks")
+    yield m
+    drop_database(m.url)
