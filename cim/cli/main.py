@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -93,7 +92,7 @@ def db_status() -> None:
 
 
 @db_app.command("url")
-def db_url(model: Optional[str] = ModelOpt) -> None:
+def db_url(model: str | None = ModelOpt) -> None:
     """Print the SQLAlchemy URL of a model's database."""
     from cim.db.server import model_url
 
@@ -103,7 +102,7 @@ def db_url(model: Optional[str] = ModelOpt) -> None:
 @db_app.command("init")
 def db_init(
     crs: str = typer.Option("EPSG:4547", help="Storage CRS (projected, metres); fixed for the model's life."),
-    model: Optional[str] = ModelOpt,
+    model: str | None = ModelOpt,
     area_code: str = typer.Option(None, help="Area prefix of unified codes (default CIM_AREA_CODE)."),
     vertical_datum: str = typer.Option("orthometric (national height datum)", help="What heights mean."),
 ) -> None:
@@ -147,10 +146,10 @@ def _done(what: str, result, started: float) -> None:
 @import_app.command("dem")
 def import_dem_cmd(
     file: Path = typer.Argument(..., help="GeoTIFF or any raster GDAL reads."),
-    crs: Optional[str] = typer.Option(None, help="CRS of the raster when it has none."),
+    crs: str | None = typer.Option(None, help="CRS of the raster when it has none."),
     layer: str = typer.Option("terrain", help="Model layer."),
     z_unit: str = typer.Option("m", help="Unit of the raster's heights: m, ft or us-ft."),
-    model: Optional[str] = ModelOpt,
+    model: str | None = ModelOpt,
 ) -> None:
     """Register a DEM as terrain: ground heights for every later import."""
     from cim.importers.dem import Z_UNITS, import_dem
@@ -167,15 +166,15 @@ def import_dem_cmd(
 def import_gis_cmd(
     file: Path = typer.Argument(..., help="Shapefile, GeoPackage, GeoJSON, FlatGeobuf, …"),
     layer: str = typer.Option(..., "--layer", "-l", help="Model layer, e.g. buildings, roads."),
-    crs: Optional[str] = typer.Option(None, help="CRS of the source when the file has none (e.g. EPSG:4547)."),
-    mapping: Optional[Path] = typer.Option(None, help="TOML/JSON mapping of model attributes to fields."),
-    kind: Optional[str] = typer.Option(None, help="Object kind (default from the layer name)."),
-    source_layer: Optional[str] = typer.Option(None, help="Layer inside a multi-layer file."),
-    storey_height: Optional[float] = typer.Option(None, help="Metres per floor (default CIM_STOREY_HEIGHT)."),
-    default_height: Optional[float] = typer.Option(None, help="Height when neither height nor floors."),
+    crs: str | None = typer.Option(None, help="CRS of the source when the file has none (e.g. EPSG:4547)."),
+    mapping: Path | None = typer.Option(None, help="TOML/JSON mapping of model attributes to fields."),
+    kind: str | None = typer.Option(None, help="Object kind (default from the layer name)."),
+    source_layer: str | None = typer.Option(None, help="Layer inside a multi-layer file."),
+    storey_height: float | None = typer.Option(None, help="Metres per floor (default CIM_STOREY_HEIGHT)."),
+    default_height: float | None = typer.Option(None, help="Height when neither height nor floors."),
     strict: bool = typer.Option(False, help="Fail on non-polygon records in a building layer instead of "
                                 "skipping them."),
-    model: Optional[str] = ModelOpt,
+    model: str | None = ModelOpt,
 ) -> None:
     """Import a GIS layer; building footprints become LOD1 blocks on the terrain."""
     from cim.importers.gis import import_gis
@@ -201,9 +200,9 @@ def import_gis_cmd(
 def import_cityjson_cmd(
     file: Path = typer.Argument(..., help="CityJSON 1.0/1.1/2.0 file."),
     layer: str = typer.Option("citymodel", help="Model layer."),
-    crs: Optional[str] = typer.Option(None, help="CRS when metadata.referenceSystem is missing."),
-    lod: Optional[str] = typer.Option(None, help="Import this LoD only (default: each object's highest)."),
-    model: Optional[str] = ModelOpt,
+    crs: str | None = typer.Option(None, help="CRS when metadata.referenceSystem is missing."),
+    lod: str | None = typer.Option(None, help="Import this LoD only (default: each object's highest)."),
+    model: str | None = ModelOpt,
 ) -> None:
     """Import CityJSON city objects (LoD1/LoD2 buildings and others) as 3D surfaces."""
     from cim.importers.cityjson import import_cityjson
@@ -217,7 +216,7 @@ def import_cityjson_cmd(
 
 # -- model summary --------------------------------------------------------------------------------
 @app.command("info")
-def info(model: Optional[str] = ModelOpt) -> None:
+def info(model: str | None = ModelOpt) -> None:
     """What a model holds: CRS and objects per layer and kind."""
     m = _open(model)
     counts = m.counts()
@@ -231,7 +230,7 @@ def info(model: Optional[str] = ModelOpt) -> None:
 @sample_app.command("generate")
 def sample_generate(
     out_dir: Path = typer.Option(Path("sample_data/build"), "--out", help="Where to write the files."),
-    seed: Optional[int] = typer.Option(None, help="Random seed (default: the documented one)."),
+    seed: int | None = typer.Option(None, help="Random seed (default: the documented one)."),
 ) -> None:
     """Write the synthetic Zhuhai district: DEM, GIS layers, CityJSON landmarks."""
     from cim.sample.district import DEFAULT_SEED, generate

@@ -13,7 +13,13 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from rich.console import Console
 from rich.progress import (
-    BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn,
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
 )
 from rich.text import Text
 

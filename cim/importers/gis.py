@@ -18,7 +18,13 @@ from pyproj import CRS
 
 from cim.config import settings
 from cim.importers.common import (
-    check_source, ewkb_hex, json_lines, parse_crs, progress_bar, set_z, transform_xy,
+    check_source,
+    ewkb_hex,
+    json_lines,
+    parse_crs,
+    progress_bar,
+    set_z,
+    transform_xy,
 )
 from cim.importers.errors import InputError
 from cim.importers.mapping import STATUS_WORDS, Mapping, resolve
@@ -170,8 +176,8 @@ def build_records(frame: gpd.GeoDataFrame, path: Path, kind: str, model: Model, 
         counts = shapely.get_num_coordinates(geoms)
         geoms = set_z(geoms, np.repeat(base, counts))
         top = base + final_h
-        summary["height_rules"] = {k: int(v) for k, v in zip(*np.unique(height_rule, return_counts=True))}
-        summary["base_rules"] = {k: int(v) for k, v in zip(*np.unique(base_rule, return_counts=True))}
+        summary["height_rules"] = {k: int(v) for k, v in zip(*np.unique(height_rule, return_counts=True), strict=False)}
+        summary["base_rules"] = {k: int(v) for k, v in zip(*np.unique(base_rule, return_counts=True), strict=False)}
         summary["storey_height"] = storey_height
         summary["default_height"] = default_height
         canonical = pd.DataFrame({"height": np.round(final_h, 3), "height_rule": height_rule,
@@ -195,8 +201,9 @@ def build_records(frame: gpd.GeoDataFrame, path: Path, kind: str, model: Model, 
             canonical[target] = frame[mapping.fields[target]]
     year = _numeric(frame, mapping, "year").to_numpy() if "year" in mapping.fields else np.full(n, np.nan)
     year = np.where((year >= 1000) & (year <= 2200), year, np.nan)
-    valid_from = pd.to_datetime(pd.Series(year).map(lambda y: None if np.isnan(y) else f"{int(y)}-01-01"),
-                                utc=True)
+    # 'YYYY-01-01' text, parsed by PostgreSQL: far cheaper than 100k Python datetimes
+    years = np.unique(year[np.isfinite(year)]).astype(int)
+    valid_from = pd.Series(year).map({float(y): f"{y:04d}-01-01" for y in years})
     if "status" in mapping.fields:
         status = frame[mapping.fields["status"]].astype(str).str.lower().map(STATUS_WORDS).fillna("existing")
     else:
@@ -205,7 +212,10 @@ def build_records(frame: gpd.GeoDataFrame, path: Path, kind: str, model: Model, 
     summary["key_rule"] = key_rule
     extra = frame.drop(columns=[frame.geometry.name]).drop(columns=list(canonical.columns), errors="ignore")
     attrs = pd.concat([canonical, extra], axis=1)
-    names = frame[mapping.fields["name"]].astype(object) if "name" in mapping.fields else pd.Series(None, index=frame.index)
+    if "name" in mapping.fields:
+        names = frame[mapping.fields["name"]].astype(object)
+    else:
+        names = pd.Series(None, index=frame.index, dtype=object)
     records = pd.DataFrame({
         "source_key": keys.to_numpy(),
         "source_id": source_ids.to_numpy(),

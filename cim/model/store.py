@@ -200,10 +200,10 @@ def _assign_codes(conn: psycopg.Connection, info: ModelInfo, layer: str, keys: p
                 "DO UPDATE SET last_serial = s.last_serial + EXCLUDED.last_serial RETURNING last_serial",
                 (prefix, len(group)),
             ).fetchone()[0]
-            for pos, serial in zip(group.index, range(last - len(group) + 1, last + 1)):
+            for pos, serial in zip(group.index, range(last - len(group) + 1, last + 1), strict=False):
                 codes[pos] = f"{prefix}-{serial:07d}"
         with conn.cursor().copy("COPY code_registry (code, kind, layer, source_key) FROM STDIN") as cp:
-            for pos, kind, key in zip(new.index, new["kind"], new["key"]):
+            for pos, kind, key in zip(new.index, new["kind"], new["key"], strict=False):
                 cp.write_row((codes[pos], kind, layer, key))
     return pd.Series(codes, index=keys.index, dtype=object), len(new)
 
@@ -247,7 +247,7 @@ def write_objects(conn: psycopg.Connection, info: ModelInfo, batch: Batch, recor
     fixed = (batch.layer, batch_id, source_name)
     with conn.cursor().copy(sql) as cp:
         for start in range(0, len(records), chunk):
-            for row in zip(*(col[start:start + chunk] for col in columns)):
+            for row in zip(*(col[start:start + chunk] for col in columns), strict=False):
                 cp.write_row(row + fixed)
             if progress:
                 progress(min(chunk, len(records) - start))

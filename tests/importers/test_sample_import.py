@@ -59,7 +59,7 @@ def test_base_is_lowest_ground_under_the_footprint(sample_model, sample_dir, sou
         base = dict(conn.execute(
             "SELECT source_id, base_z FROM city_object WHERE layer = 'buildings' AND source_id = ANY(%s)",
             (first.bldg_code.tolist(),)).fetchall())
-    for code, geom in zip(first.bldg_code, first.geometry):
+    for code, geom in zip(first.bldg_code, first.geometry, strict=False):
         xy = np.asarray(geom.exterior.coords)
         inv = ~transform
         cols = inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c
