@@ -22,5 +22,9 @@ def run_cim(*args: str, model: Model | None = None) -> subprocess.CompletedProce
 
 
 def scalar(model: Model, query: str, params: tuple = ()):
+    return fetch(model, query, params)[0][0]
+
+
+def fetch(model: Model, query: str, params: tuple = ()) -> list[tuple]:
     with model.connect() as conn:
-        return conn.execute(query, params).fetchone()[0]
+        return conn.execute(query, params).fetchall()

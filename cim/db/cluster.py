@@ -110,11 +110,15 @@ class LocalCluster:
         except (OSError, ValueError, IndexError):
             return None
 
-    def _accepting(self) -> bool:
+    def _port_taken(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                pass
+                return True
         except OSError:
+            return False
+
+    def _accepting(self) -> bool:
+        if not self._port_taken():
             return False
         proc = subprocess.run(
             [str(self.bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"],
@@ -165,6 +169,8 @@ class LocalCluster:
             if not st.accepting:
                 self._wait_accepting(timeout)
             return "already running"
+        if self._port_taken():
+            raise ClusterError(f"port {self.port} is in use by another server; set CIM_PG_PORT to a free port")
         pidfile = self.data_dir / "postmaster.pid"
         if pidfile.exists():
             pidfile.unlink()  # pg_ctl status said no server owns it: a stale leftover of a crash

@@ -14,6 +14,7 @@ import pytest
 import shapely
 
 from cim.importers.gis import import_gis
+from tests.helpers import fetch
 
 A, F = 6378137.0, 1 / 298.257222101  # CGCS2000 ellipsoid
 LON0, FALSE_EASTING, K0 = 114.0, 500000.0, 1.0  # EPSG:4547
@@ -49,16 +50,16 @@ def test_surveyed_points_in_gauss_kruger(model, tmp_path, name, crs):
     path = tmp_path / name
     _write_points(path, crs)
     import_gis(model, path, "survey", kind="generic")
-    rows = dict((pid, (x, y)) for pid, x, y in model.connect().execute(
-        "SELECT source_id, ST_X(geom), ST_Y(geom) FROM city_object WHERE layer = 'survey'").fetchall())
+    rows = dict((pid, (x, y)) for pid, x, y in fetch(model,
+        "SELECT source_id, ST_X(geom), ST_Y(geom) FROM city_object WHERE layer = 'survey'"))
     for pid, (lon, lat) in SURVEYED.items():
         e, n = gauss_kruger(lon, lat)
         assert rows[pid][0] == pytest.approx(e, abs=0.001), pid
         assert rows[pid][1] == pytest.approx(n, abs=0.001), pid
     # and PostGIS takes them back to the same lon/lat
-    back = model.connect().execute(
+    back = fetch(model,
         "SELECT source_id, ST_X(ST_Transform(geom, 4326)), ST_Y(ST_Transform(geom, 4326)) FROM city_object "
-        "WHERE layer = 'survey'").fetchall()
+        "WHERE layer = 'survey'")
     for pid, lon, lat in back:
         assert (lon, lat) == pytest.approx(SURVEYED[pid], abs=1e-9)
 
@@ -68,6 +69,6 @@ def test_central_meridian_point_has_false_easting(model, tmp_path):
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"id": "CM"}, "geometry": {"type": "Point", "coordinates": [114, 22.5]}}]}))
     import_gis(model, path, "survey", kind="generic")
-    x, y = model.connect().execute("SELECT ST_X(geom), ST_Y(geom) FROM city_object").fetchone()
+    x, y = fetch(model, "SELECT ST_X(geom), ST_Y(geom) FROM city_object")[0]
     assert x == pytest.approx(500000.0, abs=1e-6)
     assert y == pytest.approx(gauss_kruger(114.0, 22.5)[1], abs=0.001)

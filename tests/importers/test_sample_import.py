@@ -8,7 +8,7 @@ import pytest
 import rasterio
 
 from cim.importers.gis import import_gis
-from tests.helpers import run_cim, scalar
+from tests.helpers import fetch, run_cim, scalar
 
 
 @pytest.fixture(scope="module")
@@ -78,29 +78,29 @@ def test_three_d_box_query_uses_base_to_top(sample_model):
 
 
 def test_reimport_replaces_and_keeps_codes(sample_model, sample_dir):
-    before = dict(sample_model.connect().execute(
-        "SELECT source_id, code FROM city_object WHERE layer = 'buildings'").fetchall())
+    before = dict(fetch(sample_model,
+        "SELECT source_id, code FROM city_object WHERE layer = 'buildings'"))
     done = import_gis(sample_model, sample_dir / "district.gpkg", "buildings")
     assert done.result.replaced == len(before) == done.result.written
     assert done.result.new_codes == 0
-    after = dict(sample_model.connect().execute(
-        "SELECT source_id, code FROM city_object WHERE layer = 'buildings'").fetchall())
+    after = dict(fetch(sample_model,
+        "SELECT source_id, code FROM city_object WHERE layer = 'buildings'"))
     assert after == before
     batches = scalar(sample_model, "SELECT count(DISTINCT batch_id) FROM city_object WHERE layer = 'buildings'")
     assert batches == 1
 
 
 def test_roads_are_draped_on_the_terrain(sample_model):
-    rows = sample_model.connect().execute(
-        "SELECT ST_ZMin(geom), ST_ZMax(geom), base_z, top_z FROM city_object WHERE layer = 'roads'").fetchall()
+    rows = fetch(sample_model,
+        "SELECT ST_ZMin(geom), ST_ZMax(geom), base_z, top_z FROM city_object WHERE layer = 'roads'")
     assert rows and all(zmin == pytest.approx(b) and zmax == pytest.approx(t) for zmin, zmax, b, t in rows)
     assert any(t > b for _, _, b, t in rows)
 
 
 def test_landmarks_are_lod2_polyhedral_surfaces(sample_model):
-    rows = sample_model.connect().execute(
+    rows = fetch(sample_model,
         "SELECT ST_GeometryType(geom), lod, attributes->>'roofType', top_z - base_z FROM city_object "
-        "WHERE layer = 'landmarks'").fetchall()
+        "WHERE layer = 'landmarks'")
     assert len(rows) == 20
     assert {r[0] for r in rows} == {"ST_PolyhedralSurface"} and {r[1] for r in rows} == {2}
     assert all(h > 3 for *_, h in rows)

@@ -9,16 +9,17 @@ import pandas as pd
 import shapely
 
 from cim.importers.gis import import_gis
+from tests.helpers import fetch
 
 CODE = re.compile(r"^440402-(BLD|RD|WTR|TER)-\d{7}$")
 
 
 def codes_by_source(model) -> dict[str, str]:
-    return dict(model.connect().execute("SELECT source_id, code FROM city_object WHERE layer = 'b'").fetchall())
+    return dict(fetch(model, "SELECT source_id, code FROM city_object WHERE layer = 'b'"))
 
 
 def test_sample_codes_are_readable_and_unique(sample_model):
-    rows = sample_model.connect().execute("SELECT code, kind FROM city_object WHERE layer <> 'landmarks'").fetchall()
+    rows = fetch(sample_model, "SELECT code, kind FROM city_object WHERE layer <> 'landmarks'")
     assert all(CODE.match(code) for code, _ in rows)
     assert len({c for c, _ in rows}) == len(rows)
     assert {c.split("-")[1] for c, k in rows if k == "building"} == {"BLD"}

@@ -6,19 +6,19 @@ import pytest
 
 from cim.db.server import model_url
 from cim.model.store import ModelError, init_model
-from tests.helpers import run_cim, scalar
+from tests.helpers import fetch, run_cim, scalar
 
 
 def test_init_records_crs_and_creates_schema(model):
     assert model.info.srid == 4547
     assert "Gauss-Kruger CM 114E" in model.info.crs_name
     assert scalar(model, "SELECT Find_SRID('public', 'city_object', 'geom')") == 4547
-    tables = {r for (r,) in model.connect().execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()}
+    tables = {r for (r,) in fetch(model,
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert {"model_info", "import_batch", "code_registry", "city_object", "terrain_raster",
             "alembic_version"} <= tables
-    indexes = dict(model.connect().execute(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'city_object'").fetchall())
+    indexes = dict(fetch(model,
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'city_object'"))
     assert "USING gist (geom)" in indexes["city_object_geom_gist"]
     assert "gist_geometry_ops_nd" in indexes["city_object_bbox3d_gist"]
 
