@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cim.config import settings
+from cim.db.cluster import LocalCluster
 from cim.db.server import drop_database, model_url
 from cim.model.store import Model
 
@@ -28,6 +30,8 @@ CHECKS = [
 
 
 def main(realdata: Path) -> int:
+    if not settings().database_url:
+        LocalCluster().up()
     failures = 0
     for name, crs, imports, (w, s, e, n) in CHECKS:
         url = model_url(name)
