@@ -4,7 +4,10 @@
 set -euo pipefail
 
 missing=()
-have_postgis() { compgen -G "/usr/share/postgresql/*/extension/postgis.control" >/dev/null; }
+have_postgis() {
+  compgen -G "/usr/share/postgresql/*/extension/postgis.control" >/dev/null &&
+    compgen -G "/usr/lib/postgresql/*/lib/postgis-3.so" >/dev/null
+}
 have_pg_server() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null; }
 
 have_pg_server || missing+=(postgresql)
@@ -24,7 +27,7 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   # Debian's package starts a cluster of its own on 5432; cim runs its own, so stop that one.
   if command -v pg_ctlcluster >/dev/null; then
     for c in $(pg_lsclusters -h 2>/dev/null | awk '{print $1"/"$2}'); do
-      pg_ctlcluster "${c%/*}" "${c#*/}" stop 2>/dev/null || true
+      pg_ctlcluster "${c%/*}" "${c#*/}" stop >/dev/null 2>&1 || true
     done
   fi
   exit 0
