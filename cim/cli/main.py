@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cim.config import settings
 
@@ -27,7 +28,8 @@ ModelOpt = typer.Option(None, "--model", "-m", help="Model (database) name; defa
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr (driver messages can span lines) and a non-zero exit."""
+    err.print("[bold red]error:[/] " + escape(" ".join(str(message).split())), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -75,15 +77,20 @@ def db_status() -> None:
     if settings().database_url:
         import psycopg
 
-        from cim.db.server import connect, server_url
+        from cim.db.server import connect, model_url
 
-        url = server_url()
+        url = model_url()
+        shown = url.set(database=None).render_as_string()
         try:
-            with connect(url.set(database=url.database or "postgres"), connect_timeout=5) as conn:
+            with connect(url.set(database="postgres"), connect_timeout=5) as conn:
                 version = conn.execute("SHOW server_version").fetchone()[0]
+                has_model = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                         (url.database,)).fetchone() is not None
         except psycopg.OperationalError as exc:
-            fail(f"{url.render_as_string()}: not reachable: {str(exc).strip().splitlines()[0]}", 1)
-        out.print(f"external server {url.render_as_string()}: PostgreSQL {version}, accepting connections")
+            fail(f"{shown}: not reachable: {exc}", 1)
+        model_state = "exists" if has_model else "not created yet (cim db init)"
+        out.print(f"external server {shown}: PostgreSQL {version}, accepting connections; "
+                  f"model database {url.database!r} {model_state}")
         return
     st = guarded(LocalCluster().status)
     out.print(f"local cluster {st.describe()}")

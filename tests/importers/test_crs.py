@@ -44,9 +44,11 @@ def _write_points(path, crs: str) -> None:
     frame.to_file(path, engine="pyogrio")
 
 
-@pytest.mark.parametrize("name, crs", [("points.geojson", "OGC:CRS84"), ("points.gpkg", "EPSG:4326")])
+@pytest.mark.parametrize("name, crs", [("points.geojson", "OGC:CRS84"), ("points.gpkg", "EPSG:4326"),
+                                       ("points.fgb", "EPSG:4490"), ("points.shp", "EPSG:4490")])
 def test_surveyed_points_in_gauss_kruger(model, tmp_path, name, crs):
-    """EPSG:4326 declares lat/lon axis order; stored eastings and northings must still be right."""
+    """EPSG:4326 and EPSG:4490 (CGCS2000 geographic) declare lat/lon axis order; stored eastings and
+    northings must still be right, whatever the file format."""
     path = tmp_path / name
     _write_points(path, crs)
     import_gis(model, path, "survey", kind="generic")

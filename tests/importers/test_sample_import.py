@@ -111,3 +111,20 @@ def test_cli_info_reports_counts(sample_model):
     assert result.returncode == 0, result.stderr
     total = scalar(sample_model, "SELECT count(*) FROM city_object")
     assert f"total: {total} objects" in result.stdout
+
+
+def test_cityjson_1_1_and_lod_choice(model, sample_dir, tmp_path):
+    """The same landmarks declared as CityJSON 1.1 import alike; --lod picks a LoD that is present."""
+    import json
+
+    from cim.importers.cityjson import import_cityjson
+    from cim.importers.errors import InputError
+
+    doc = json.loads((sample_dir / "landmarks.city.json").read_text())
+    doc["version"] = "1.1"
+    path = tmp_path / "landmarks11.city.json"
+    path.write_text(json.dumps(doc))
+    result, summary = import_cityjson(model, path, "landmarks", lod="2")
+    assert result.written == 20 and summary["kinds"] == {"building": 20}
+    with pytest.raises(InputError, match="LoD 3"):
+        import_cityjson(model, path, "landmarks", lod="3")
