@@ -44,7 +44,7 @@ import-sample:
 	@$(CIM) import cityjson $(SAMPLE)/landmarks.city.json --layer landmarks
 
 lint: setup
-	$(BIN)/ruff check cim tests bench
+	$(BIN)/ruff check cim tests bench scripts
 
 bench-import: setup db-up  ## 100,000 synthetic footprints: buildings/s and peak memory
 	$(BIN)/python bench/bench_import.py

@@ -58,9 +58,13 @@ def transform_xy(geoms: np.ndarray, src: CRS, dst: CRS) -> np.ndarray:
 
     def fn(coords: np.ndarray) -> np.ndarray:
         x, y = tr.transform(coords[:, 0], coords[:, 1])
-        return np.column_stack([x, y])
+        return np.column_stack([x, y, *coords[:, 2:].T])
 
-    out = shapely.transform(geoms, fn)
+    out = np.asarray(geoms, dtype=object).copy()
+    has_z = shapely.has_z(out)
+    for mask, include_z in ((has_z, True), (~has_z, False)):
+        if mask.any():
+            out[mask] = shapely.transform(out[mask], fn, include_z=include_z)
     bad = ~np.isfinite(shapely.bounds(out)).all(axis=1) & ~shapely.is_empty(out)
     if bad.any():
         raise ValueError(f"{int(bad.sum())} geometries fall outside the area of use of the CRS transform")

@@ -74,3 +74,15 @@ def test_central_meridian_point_has_false_easting(model, tmp_path):
     x, y = fetch(model, "SELECT ST_X(geom), ST_Y(geom) FROM city_object")[0]
     assert x == pytest.approx(500000.0, abs=1e-6)
     assert y == pytest.approx(gauss_kruger(114.0, 22.5)[1], abs=0.001)
+
+
+def test_source_heights_survive_the_horizontal_transform(model, tmp_path):
+    """A 3D line given in lon/lat keeps its own Z where the model has no terrain (heights stay orthometric)."""
+    path = tmp_path / "pipe.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"id": "L1"},
+         "geometry": {"type": "LineString", "coordinates": [[113.544, 22.263, 2.57], [113.545, 22.264, 0.943]]}}]}))
+    import_gis(model, path, "lines", kind="generic")
+    zmin, zmax, x = fetch(model, "SELECT ST_ZMin(geom), ST_ZMax(geom), ST_X(ST_StartPoint(geom)) FROM city_object")[0]
+    assert (zmin, zmax) == pytest.approx((0.943, 2.57))
+    assert x == pytest.approx(gauss_kruger(113.544, 22.263)[0], abs=0.001)
