@@ -9,12 +9,14 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     SmallInteger,
     Table,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -58,6 +60,7 @@ code_registry = Table(
     Column("layer", Text, nullable=False),
     Column("source_key", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    UniqueConstraint("layer", "source_key", name="code_registry_source_uq"),
 )
 
 code_serial = Table(
@@ -83,7 +86,14 @@ city_object = Table(
     Column("batch_id", BigInteger, ForeignKey("import_batch.id"), nullable=False),
     Column("source_file", Text, nullable=False),
     Column("source_id", Text),
+    # generated: the 3D extent from base_z to top_z, for n-D index queries (see the first migration)
     Column("bbox3d", Geometry(geometry_type="LINESTRINGZ", dimension=3, spatial_index=False)),
+    Index("city_object_geom_gist", "geom", postgresql_using="gist"),
+    Index("city_object_bbox3d_gist", "bbox3d", postgresql_using="gist",
+          postgresql_ops={"bbox3d": "gist_geometry_ops_nd"}),
+    Index("city_object_layer_idx", "layer", "kind"),
+    Index("city_object_source_idx", "source_file", "layer"),
+    Index("city_object_batch_idx", "batch_id"),
 )
 
 terrain_raster = Table(
