@@ -22,7 +22,7 @@ CHECKS = [
      [["gis", "citymodel/raytracing__place_saint_jean_osm.geojson", "--layer", "buildings"]],
      (4.345, 50.840, 4.362, 50.850)),
     ("cim_real_ky4", "EPSG:32616",
-     [["dem", "dem/wntr__ky4_elevation.tif", "--z-unit", "us-ft"],
+     [["dem", "dem/wntr__ky4_elevation.tif"],  # heights in US survey feet, like its CRS
       ["gis", "gis/wntr__ky4_pipes.geojson", "--layer", "pipes", "--kind", "generic"],
       ["gis", "gis/wntr__ky4_junctions.geojson", "--layer", "junctions", "--kind", "generic"]],
      (-89.6, 36.5, -81.9, 39.2)),

@@ -35,6 +35,8 @@ def fail(message: str, code: int = 2) -> None:
 
 def guarded(fn):
     """Run a command body; expected errors become one line on stderr and a non-zero exit."""
+    import psycopg
+
     from cim.db.cluster import ClusterError
     from cim.importers.errors import InputError
     from cim.model.store import ModelError
@@ -43,6 +45,10 @@ def guarded(fn):
         return fn()
     except (InputError, ModelError, ClusterError) as exc:
         fail(str(exc))
+    except psycopg.OperationalError as exc:
+        fail(f"database server: {exc}; is it running (cim db status)?")
+    except psycopg.Error as exc:
+        fail(f"database: {exc}")
     except KeyboardInterrupt:
         fail("interrupted; nothing of the unfinished import was kept", 130)
 
@@ -132,7 +138,7 @@ def db_drop(model: str = typer.Option(..., "--model", "-m", help="Model to delet
 
     if not yes:
         typer.confirm(f"drop model {model!r} and everything in it?", abort=True)
-    drop_database(model_url(model))
+    guarded(lambda: drop_database(model_url(model)))
     out.print(f"model {model!r} dropped")
 
 
@@ -146,7 +152,8 @@ def _open(model: str | None):
 def _done(what: str, result, started: float) -> None:
     took = time.perf_counter() - started
     rate = result.written / took if took else 0
-    out.print(f"{what}: {result.written} objects (replaced {result.replaced}, new codes {result.new_codes}) "
+    moved = f", moved from other files {result.moved}" if result.moved else ""
+    out.print(f"{what}: {result.written} objects (replaced {result.replaced}{moved}, new codes {result.new_codes}) "
               f"in batch {result.batch_id}, {took:.1f} s, {rate:,.0f} objects/s")
 
 
@@ -155,14 +162,14 @@ def import_dem_cmd(
     file: Path = typer.Argument(..., help="GeoTIFF or any raster GDAL reads."),
     crs: str | None = typer.Option(None, help="CRS of the raster when it has none."),
     layer: str = typer.Option("terrain", help="Model layer."),
-    z_unit: str = typer.Option("m", help="Unit of the raster's heights: m, ft or us-ft."),
+    z_unit: str = typer.Option("auto", help="Unit of the raster's heights: auto (the CRS's unit), m, ft, us-ft."),
     model: str | None = ModelOpt,
 ) -> None:
     """Register a DEM as terrain: ground heights for every later import."""
     from cim.importers.dem import Z_UNITS, import_dem
 
-    if z_unit not in Z_UNITS:
-        fail(f"--z-unit must be one of {', '.join(Z_UNITS)}")
+    if z_unit not in Z_UNITS and z_unit != "auto":
+        fail(f"--z-unit must be auto or one of {', '.join(Z_UNITS)}")
     m = _open(model)
     started = time.perf_counter()
     result = guarded(lambda: import_dem(m, file, layer, crs, z_unit))
@@ -195,6 +202,7 @@ def import_gis_cmd(
         if key in done.summary:
             rules = ", ".join(f"{v} by {k}" for k, v in done.summary[key].items())
             out.print(f"  {key.replace('_', ' ')}: {rules}")
+    out.print(f"  codes keyed by {done.summary['key_rule']}")
     if done.summary.get("skipped"):
         skipped = done.summary["skipped"]
         err.print(f"warning: {file}: skipped {len(skipped)} non-polygon record(s): {', '.join(skipped[:5])}"
@@ -219,6 +227,8 @@ def import_cityjson_cmd(
     result, summary = guarded(lambda: import_cityjson(m, file, layer, crs, lod))
     _done(f"{file.name} → {layer}", result, started)
     out.print("  kinds: " + ", ".join(f"{v} {k}" for k, v in summary["kinds"].items()))
+    for reason, n in summary["skipped"].items():
+        err.print(f"warning: {file}: skipped {n} city object(s): {reason}")
 
 
 # -- model summary --------------------------------------------------------------------------------

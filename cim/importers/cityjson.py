@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pyproj import CRS, Transformer
 
-from cim.importers.common import check_source, horizontal, parse_crs, progress_bar
+from cim.crs import xyz_transformer
+from cim.importers.common import check_source, parse_crs, progress_bar
 from cim.importers.errors import InputError
 from cim.importers.polyhedral import polyhedral_ewkb
 from cim.model.kinds import CITYJSON_KINDS
@@ -47,6 +47,47 @@ def pick_geometry(geometries: list[dict], lod: str | None) -> dict | None:
     return max(usable, key=lambda g: float(g.get("lod", 0)))
 
 
+def object_record(obj: dict, verts: np.ndarray, lod: str | None, srid: int) -> dict | str:
+    """The model record of one CityObject, or why it was skipped."""
+    geometries = obj.get("geometry") or []
+    if not isinstance(geometries, list) or not all(isinstance(g, dict) for g in geometries):
+        raise ValueError("geometry must be a list of geometry objects")
+    geometry = pick_geometry(geometries, lod)
+    if geometry is None:
+        if any(g.get("type") == "GeometryInstance" for g in geometries):
+            return "geometry templates (GeometryInstance) not supported yet"
+        return "no surface geometry"
+    surfaces = []
+    for rings in surfaces_of(geometry):
+        idx = [np.asarray(r) for r in rings]
+        if any(r.ndim != 1 or r.dtype.kind not in "iu" or len(r) < 3 or r.min() < 0 or r.max() >= len(verts)
+               for r in idx):
+            raise ValueError("a surface has fewer than 3 vertices or an index that is not a vertex")
+        surfaces.append([verts[r] for r in idx])
+    if not surfaces:
+        return "no surface geometry"
+    z = np.concatenate([s[0][:, 2] for s in surfaces])
+    attrs = obj.get("attributes") or {}
+    if not isinstance(attrs, dict):
+        raise ValueError("attributes must be an object")
+    attrs = dict(attrs, cityjson_type=obj.get("type"), lod=str(geometry.get("lod")))
+    for rel in ("parents", "children"):
+        if obj.get(rel):
+            attrs[rel] = obj[rel]
+    year = attrs.get("yearOfConstruction")
+    name = attrs.get("name")
+    return {
+        "kind": CITYJSON_KINDS.get(obj.get("type"), "generic"),
+        "name": None if name is None else str(name),
+        "attributes": json.dumps(attrs, ensure_ascii=False, default=str, allow_nan=False),
+        "geom": polyhedral_ewkb(surfaces, srid),
+        "base_z": float(z.min()), "top_z": float(z.max()),
+        "lod": int(float(geometry.get("lod", 0))), "status": "existing",
+        "valid_from": f"{int(year)}-01-01" if isinstance(year, (int, float)) and 1000 <= year <= 2200 else None,
+        "valid_to": None,
+    }
+
+
 def load(path: Path) -> dict:
     check_source(path)
     try:
@@ -60,6 +101,8 @@ def load(path: Path) -> dict:
         raise InputError(path, f"unsupported CityJSON version {version!r} (supported: 1.0, 1.1, 2.0)")
     if not isinstance(doc.get("CityObjects"), dict) or not isinstance(doc.get("vertices"), list):
         raise InputError(path, "CityJSON without CityObjects or vertices")
+    if not isinstance(doc.get("metadata", {}), dict):
+        raise InputError(path, "metadata must be an object")
     return doc
 
 
@@ -78,54 +121,32 @@ def import_cityjson(model: Model, path: Path, layer: str = "citymodel", crs: str
     if verts.ndim != 2 or verts.shape[1] != 3:
         raise InputError(path, "vertices are not all [x, y, z] numbers")
     tf = doc.get("transform")
-    if tf:
-        verts = verts * np.asarray(tf["scale"], float) + np.asarray(tf["translate"], float)
-    src_h, dst_h = horizontal(source_crs), horizontal(model.crs)
-    if not src_h.equals(dst_h):
-        tr = Transformer.from_crs(src_h, dst_h, always_xy=True)
-        verts[:, 0], verts[:, 1] = tr.transform(verts[:, 0], verts[:, 1])
-        if not np.isfinite(verts).all():
-            raise InputError(path, f"vertices fall outside the area of use of {CRS(src_h).name}")
-    rows = []
-    skipped = {"no surface geometry": 0}
-    n_verts = len(verts)
-    for obj_id, obj in doc["CityObjects"].items():
-        geometry = pick_geometry(obj.get("geometry") or [], lod)
-        if geometry is None:
-            skipped["no surface geometry"] += 1
-            continue
+    if tf is not None:
         try:
-            polys = surfaces_of(geometry)
-            surfaces = []
-            for rings in polys:
-                idx = [np.asarray(r, dtype=np.int64) for r in rings]
-                if any(len(r) < 3 or r.min() < 0 or r.max() >= n_verts for r in idx):
-                    raise InputError(path, "a surface has fewer than 3 vertices or an index out of range",
-                                     obj_id)
-                surfaces.append([verts[r] for r in idx])
-        except (TypeError, ValueError, KeyError):
-            raise InputError(path, f"malformed {geometry.get('type')} boundaries", obj_id) from None
-        if not surfaces:
-            skipped["no surface geometry"] += 1
+            scale, translate = (np.asarray(tf[k], dtype=float) for k in ("scale", "translate"))
+        except (TypeError, KeyError, ValueError):
+            raise InputError(path, "transform needs scale and translate, each [x, y, z]") from None
+        if scale.shape != (3,) or translate.shape != (3,):
+            raise InputError(path, "transform needs scale and translate, each [x, y, z]")
+        verts = verts * scale + translate
+    fn = xyz_transformer(source_crs, model.crs)
+    if fn is not None:
+        verts = fn(verts)
+        if not np.isfinite(verts).all():
+            raise InputError(path, f"vertices fall outside the area of use of {source_crs.name}")
+    rows = []
+    skipped: dict[str, int] = {}
+    for obj_id, obj in doc["CityObjects"].items():
+        try:
+            if not isinstance(obj, dict):
+                raise ValueError("a city object must be a JSON object")
+            record = object_record(obj, verts, lod, model.info.srid)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+            raise InputError(path, f"malformed city object: {exc}", obj_id) from None
+        if isinstance(record, str):
+            skipped[record] = skipped.get(record, 0) + 1
             continue
-        z = np.concatenate([s[0][:, 2] for s in surfaces])
-        attrs = dict(obj.get("attributes") or {})
-        attrs["cityjson_type"] = obj.get("type")
-        attrs["lod"] = str(geometry.get("lod"))
-        for rel in ("parents", "children"):
-            if obj.get(rel):
-                attrs[rel] = obj[rel]
-        year = attrs.get("yearOfConstruction")
-        rows.append({
-            "source_key": obj_id, "source_id": obj_id,
-            "kind": CITYJSON_KINDS.get(obj.get("type"), "generic"),
-            "name": attrs.get("name"), "attributes": json.dumps(attrs, ensure_ascii=False, default=str),
-            "geom": polyhedral_ewkb(surfaces, model.info.srid),
-            "base_z": float(z.min()), "top_z": float(z.max()),
-            "lod": int(float(geometry.get("lod", 0))), "status": "existing",
-            "valid_from": f"{int(year)}-01-01" if isinstance(year, (int, float)) and 1000 <= year <= 2200 else None,
-            "valid_to": None,
-        })
+        rows.append(dict(record, source_key=obj_id, source_id=obj_id))
     if not rows:
         raise InputError(path, "no city object with surface geometry" + (f" at LoD {lod}" if lod else ""))
     records = pd.DataFrame(rows)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 from pyproj.exceptions import CRSError
 from rich.console import Console
 from rich.progress import (
@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from cim.crs import xyz_transformer
 from cim.importers.errors import InputError
 
 
@@ -44,22 +45,11 @@ def parse_crs(path: Path, value: object) -> CRS:
     return crs
 
 
-def horizontal(crs: CRS) -> CRS:
-    """The horizontal part of a compound CRS (heights pass through unchanged: they stay orthometric)."""
-    return crs.sub_crs_list[0] if crs.is_compound else crs
-
-
 def transform_xy(geoms: np.ndarray, src: CRS, dst: CRS) -> np.ndarray:
-    """Transform geometries horizontally from src to dst with pyproj (x=east, y=north); Z untouched."""
-    src_h, dst_h = horizontal(src), horizontal(dst)
-    if src_h.equals(dst_h):
+    """Geometries from src to dst (see cim.crs.xyz_transformer); Z kept where the source has it."""
+    fn = xyz_transformer(src, dst)
+    if fn is None:
         return geoms
-    tr = Transformer.from_crs(src_h, dst_h, always_xy=True)
-
-    def fn(coords: np.ndarray) -> np.ndarray:
-        x, y = tr.transform(coords[:, 0], coords[:, 1])
-        return np.column_stack([x, y, *coords[:, 2:].T])
-
     out = np.asarray(geoms, dtype=object).copy()
     has_z = shapely.has_z(out)
     for mask, include_z in ((has_z, True), (~has_z, False)):

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import rasterio
 import shapely
+from pyproj import CRS, Transformer
 from rasterio.errors import RasterioError
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
+from cim.crs import height_factor
 from cim.importers.common import check_source, ewkb_hex, parse_crs
 from cim.importers.errors import InputError
 from cim.model.store import Batch, Model, WriteResult, write_objects
@@ -19,7 +21,22 @@ from cim.model.terrain import profile_bytes
 Z_UNITS = {"m": 1.0, "ft": 0.3048, "us-ft": 1200 / 3937}
 
 
-def read_dem(path: Path, crs: str | None, dst_srid: int, z_unit: str = "m"):
+def _check_area_of_use(path: Path, src: CRS, bounds, dst: CRS) -> None:
+    """Refuse a raster that does not lie within the area where the storage CRS is usable."""
+    area = dst.area_of_use
+    if area is None:
+        return
+    lon_min, lat_min, lon_max, lat_max = Transformer.from_crs(src, "EPSG:4326", always_xy=True).transform_bounds(
+        *bounds)
+    margin = 1.0  # degrees: a DEM may run a little past a zone's edge
+    inside = (lon_min >= area.west - margin and lon_max <= area.east + margin
+              and lat_min >= area.south - margin and lat_max <= area.north + margin)
+    if not inside:
+        raise InputError(path, f"raster covers lon {lon_min:.2f}..{lon_max:.2f}, lat {lat_min:.2f}..{lat_max:.2f}, "
+                         f"outside the area of use of the model's {dst.name}")
+
+
+def read_dem(path: Path, crs: str | None, dst_srid: int, z_unit: str = "auto"):
     """The DEM's first band in the storage CRS, heights in metres (NaN = nodata), its transform and CRS."""
     check_source(path)
     try:
@@ -35,8 +52,10 @@ def read_dem(path: Path, crs: str | None, dst_srid: int, z_unit: str = "m"):
         raise InputError(path, f"cannot read raster: {exc}") from None
     if np.isnan(band).all():
         raise InputError(path, "raster has no valid cells")
-    band *= Z_UNITS[z_unit]
+    src_pyproj = CRS.from_wkt(src_crs.to_wkt())
+    band *= height_factor(src_pyproj) if z_unit == "auto" else Z_UNITS[z_unit]
     dst_crs = rasterio.crs.CRS.from_epsg(dst_srid)
+    _check_area_of_use(path, src_pyproj, bounds, CRS.from_epsg(dst_srid))
     if src_crs != dst_crs:
         dst_transform, dst_w, dst_h = calculate_default_transform(src_crs, dst_crs, width, height, *bounds)
         out = np.full((dst_h, dst_w), np.nan)
@@ -47,7 +66,7 @@ def read_dem(path: Path, crs: str | None, dst_srid: int, z_unit: str = "m"):
 
 
 def import_dem(model: Model, path: Path, layer: str = "terrain", crs: str | None = None,
-               z_unit: str = "m") -> WriteResult:
+               z_unit: str = "auto") -> WriteResult:
     """Register a DEM as a terrain object of the model; re-importing the same file replaces it."""
     band, transform, src_crs = read_dem(path, crs, model.info.srid, z_unit)
     h, w = band.shape

@@ -28,11 +28,11 @@ from cim.importers.common import (
 )
 from cim.importers.errors import InputError
 from cim.importers.mapping import STATUS_WORDS, Mapping, resolve
-from cim.model.kinds import kind_for_layer
+from cim.model.kinds import KIND_ABBR, kind_for_layer
 from cim.model.store import Batch, Model, WriteResult, write_objects
 from cim.model.terrain import Ground
 
-POLYGONAL = ("Polygon", "MultiPolygon")
+EXTRUDED = ("building", "building_part")  # kinds whose footprints become LOD1 blocks
 
 
 @dataclass
@@ -76,6 +76,19 @@ def _record_label(frame: gpd.GeoDataFrame, pos: int, mapping: Mapping) -> str:
     return label
 
 
+def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry:
+    """The polygons of a repaired footprint (make_valid may return collections with lines and points)."""
+    parts, polygons = [geom], []
+    while parts:
+        part = parts.pop()
+        if isinstance(part, shapely.Polygon):
+            polygons.append(part)
+        elif hasattr(part, "geoms"):
+            parts.extend(part.geoms)
+    polygons = [p for p in polygons if p.area > 0]
+    return shapely.MultiPolygon(polygons) if polygons else shapely.Polygon()
+
+
 def _check_geometry(frame: gpd.GeoDataFrame, path: Path, kind: str, mapping: Mapping, strict: bool,
                     ) -> tuple[np.ndarray, np.ndarray, list[str], int]:
     """Valid geometries for the records kept (a mixed building layer loses its non-polygons unless
@@ -88,7 +101,7 @@ def _check_geometry(frame: gpd.GeoDataFrame, path: Path, kind: str, mapping: Map
         raise InputError(path, "has no geometry", _record_label(frame, pos, mapping))
     types = shapely.get_type_id(geoms)
     keep = np.ones(len(geoms), bool)
-    if kind in ("building", "building_part"):
+    if kind in EXTRUDED:
         keep = np.isin(types, (3, 6))
         if not keep.all() and (strict or not keep.any()):
             pos = int(np.flatnonzero(~keep)[0])
@@ -101,10 +114,8 @@ def _check_geometry(frame: gpd.GeoDataFrame, path: Path, kind: str, mapping: Map
     invalid = ~shapely.is_valid(geoms)
     if invalid.any():
         fixed = shapely.make_valid(geoms[invalid])
-        if kind in ("building", "building_part"):
-            # keep only the polygonal part of a repaired footprint
-            parts = [shapely.get_parts(g) for g in fixed]
-            fixed = np.array([shapely.multipolygons([p for p in ps if p.geom_type == "Polygon"]) for ps in parts])
+        if kind in EXTRUDED:
+            fixed = np.array([_polygonal_part(g) for g in fixed], dtype=object)
             empty = shapely.is_empty(fixed)
             if empty.any():
                 pos = int(np.flatnonzero(keep)[np.flatnonzero(invalid)[np.flatnonzero(empty)[0]]])
@@ -115,15 +126,25 @@ def _check_geometry(frame: gpd.GeoDataFrame, path: Path, kind: str, mapping: Map
     return geoms, keep, skipped, int(invalid.sum())
 
 
-def _source_keys(frame: gpd.GeoDataFrame, mapping: Mapping, source_name: str) -> tuple[pd.Series, pd.Series, str]:
-    """Stable per-record keys: the id field when it is complete and unique, else the feature id."""
+def _source_keys(frame: gpd.GeoDataFrame, mapping: Mapping, path: Path) -> tuple[pd.Series, pd.Series, str]:
+    """Stable per-record keys: the id field when it is complete and unique, else the feature id. An id
+    field named in a mapping file must be complete and unique."""
     fids = pd.Series(frame.index.astype(str), index=frame.index)
     if "id" in mapping.fields:
-        ids = frame[mapping.fields["id"]]
-        if ids.notna().all() and not ids.duplicated().any():
+        field_name = mapping.fields["id"]
+        ids = frame[field_name]
+        missing, dup = ids.isna(), ids.duplicated(keep=False) & ids.notna()
+        if not missing.any() and not dup.any():
             as_text = ids.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
-            return as_text, as_text, f"id field {mapping.fields['id']}"
-    return source_name + "#" + fids, fids, "feature id (no complete, unique id field)"
+            return as_text, as_text, f"id field {field_name}"
+        if field_name in mapping.explicit:
+            pos = int(np.flatnonzero((missing | dup).to_numpy())[0])
+            reason = "has no id" if missing.iloc[pos] else f"repeats id {ids.iloc[pos]!r}"
+            raise InputError(path, f"{reason} (field {field_name}); ids must be complete and unique",
+                             frame.index[pos])
+        return (path.name + "#" + fids, fids,
+                f"feature id ({field_name} has {int(missing.sum())} empty and {int(dup.sum())} repeated ids)")
+    return path.name + "#" + fids, fids, "feature id (no id field)"
 
 
 def _numeric(frame: pd.DataFrame, mapping: Mapping, target: str) -> pd.Series:
@@ -159,7 +180,7 @@ def build_records(frame: gpd.GeoDataFrame, path: Path, kind: str, model: Model, 
         src_min_z = pd.Series(src_xyz[:, 2]).groupby(src_owner).min().reindex(range(n)).to_numpy()
     vz, owner = _ground_per_vertex(ground, geoms)
     summary: dict = {"records": n, "repaired_geometries": repaired, "skipped": skipped}
-    if kind in ("building", "building_part"):
+    if kind in EXTRUDED:
         base = pd.Series(vz).groupby(owner).min().reindex(range(n)).to_numpy()
         base_rule = np.where(np.isnan(base), "no terrain (0 m)", "terrain")
         if src_min_z is not None:
@@ -208,7 +229,7 @@ def build_records(frame: gpd.GeoDataFrame, path: Path, kind: str, model: Model, 
         status = frame[mapping.fields["status"]].astype(str).str.lower().map(STATUS_WORDS).fillna("existing")
     else:
         status = pd.Series("existing", index=frame.index)
-    keys, source_ids, key_rule = _source_keys(frame, mapping, path.name)
+    keys, source_ids, key_rule = _source_keys(frame, mapping, path)
     summary["key_rule"] = key_rule
     extra = frame.drop(columns=[frame.geometry.name]).drop(columns=list(canonical.columns), errors="ignore")
     attrs = pd.concat([canonical, extra], axis=1)
@@ -233,6 +254,19 @@ def build_records(frame: gpd.GeoDataFrame, path: Path, kind: str, model: Model, 
     return records, summary
 
 
+def _positive(path: Path, mapping_file: Path | None, name: str, given: float | None, options: dict,
+              default: float) -> float:
+    """A height setting from the command line, else the mapping file, else the settings: a number > 0."""
+    value, origin = given, f"--{name.replace('_', '-')}"
+    if value is None and name in options:
+        value, origin = options[name], f"{mapping_file}: options.{name}"
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+        raise InputError(path, f"{origin} must be a positive number of metres, not {value!r}")
+    return float(value)
+
+
 def import_gis(model: Model, path: Path, layer: str, kind: str | None = None, crs: str | None = None,
                mapping_file: Path | None = None, source_layer: str | None = None,
                storey_height: float | None = None, default_height: float | None = None,
@@ -246,9 +280,12 @@ def import_gis(model: Model, path: Path, layer: str, kind: str | None = None, cr
     source_crs = parse_crs(path, crs) if crs else CRS.from_user_input(frame.crs)
     mapping = resolve([c for c in frame.columns if c != frame.geometry.name], path, mapping_file)
     kind = kind or mapping.options.get("kind") or kind_for_layer(layer)
+    if kind not in KIND_ABBR:
+        raise InputError(mapping_file or path, f"unknown kind {kind!r}; known: {', '.join(KIND_ABBR)}")
     cfg = settings()
-    storey = storey_height or mapping.options.get("storey_height") or cfg.storey_height
-    default_h = default_height or mapping.options.get("default_height") or cfg.default_building_height
+    storey = _positive(path, mapping_file, "storey_height", storey_height, mapping.options, cfg.storey_height)
+    default_h = _positive(path, mapping_file, "default_height", default_height, mapping.options,
+                          cfg.default_building_height)
     if len(frame) == 0:
         raise InputError(path, f"layer {src_layer!r} has no features")
     with model.transaction() as conn:

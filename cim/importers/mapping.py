@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
-
+from cim.importers.common import check_source
 from cim.importers.errors import InputError
 
 # Model attribute → source field names tried in order (case-insensitive). See docs/importing.md.
@@ -34,21 +34,29 @@ STATUS_WORDS = {
 class Mapping:
     fields: dict[str, str] = field(default_factory=dict)  # target → source field (resolved)
     options: dict = field(default_factory=dict)
+    explicit: set[str] = field(default_factory=set)  # source fields named by a mapping file
 
 
 def load_mapping_file(path: Path) -> dict:
-    if not path.exists():
-        raise InputError(path, "mapping file not found")
+    check_source(path)
     try:
-        data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(path, f"not a valid mapping file: {exc}") from None
-    fields = data.get("fields", {})
-    if not isinstance(fields, dict):
-        raise InputError(path, "[fields] must map model attributes to source field names")
+    if not isinstance(data, dict):
+        raise InputError(path, "a mapping file holds [fields] and [options] tables")
+    fields, options = data.get("fields", {}), data.get("options", {})
+    if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+        raise InputError(path, "[fields] must map model attributes to source field names (strings)")
+    if not isinstance(options, dict):
+        raise InputError(path, "[options] must be a table (kind, storey_height, default_height)")
     unknown = set(fields) - set(TARGETS)
     if unknown:
         raise InputError(path, f"unknown model attribute(s) {sorted(unknown)}; known: {', '.join(TARGETS)}")
+    unknown = set(options) - {"kind", "storey_height", "default_height"}
+    if unknown:
+        raise InputError(path, f"unknown option(s) {sorted(unknown)}; known: kind, storey_height, default_height")
     return data
 
 
@@ -65,7 +73,7 @@ def resolve(columns: list[str], source: Path, mapping_file: Path | None = None) 
     for target in TARGETS:
         if target in explicit:
             name = explicit[target]
-            if name is None or name == "":
+            if name == "":
                 continue  # explicitly unmapped
             if name not in columns and name.lower() not in by_lower:
                 raise InputError(
@@ -79,4 +87,4 @@ def resolve(columns: list[str], source: Path, mapping_file: Path | None = None) 
             if candidate in by_lower:
                 resolved[target] = by_lower[candidate]
                 break
-    return Mapping(resolved, options)
+    return Mapping(resolved, options, {v for k, v in resolved.items() if k in explicit})

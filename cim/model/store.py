@@ -17,6 +17,7 @@ from pyproj.exceptions import CRSError
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 
+from cim.crs import horizontal
 from cim.db.server import connect, create_database, database_exists, model_url
 from cim.model.kinds import abbr
 
@@ -48,15 +49,15 @@ def storage_crs(user_input: str) -> CRS:
         crs = CRS.from_user_input(user_input)
     except CRSError as exc:
         raise ModelError(f"unknown CRS {user_input!r}: {exc}") from None
-    horizontal = crs.sub_crs_list[0] if crs.is_compound else crs
-    if not horizontal.is_projected:
-        raise ModelError(f"{user_input}: a storage CRS must be projected (metres), not {horizontal.type_name}")
-    unit = horizontal.axis_info[0].unit_name
+    flat = horizontal(crs)
+    if not flat.is_projected:
+        raise ModelError(f"{user_input}: a storage CRS must be projected (metres), not {flat.type_name}")
+    unit = flat.axis_info[0].unit_name
     if unit not in ("metre", "meter"):
         raise ModelError(f"{user_input}: a storage CRS must be in metres, this one is in {unit}")
-    if horizontal.to_epsg() is None:
+    if flat.to_epsg() is None:
         raise ModelError(f"{user_input}: the storage CRS needs an EPSG code")
-    return horizontal
+    return flat
 
 
 def _migrate(url: URL, srid: int) -> None:
@@ -87,18 +88,19 @@ def init_model(url: URL, crs: str, area_code: str, vertical_datum: str) -> tuple
     create_database(url)
     with connect(url) as conn:
         info = read_info(conn)
-    if info is not None:
-        if info.srid != srid:
-            raise ModelError(
-                f"model {info.name!r} already stores EPSG:{info.srid}; a model's CRS never changes "
-                f"(create a second model with --model NAME)"
-            )
-        _migrate(url, srid)
-        return info, False
+        if info is None:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            if conn.execute("SELECT 1 FROM spatial_ref_sys WHERE srid = %s", (srid,)).fetchone() is None:
+                raise ModelError(f"EPSG:{srid} is not in this PostGIS's spatial_ref_sys")
+    if info is not None and info.srid != srid:
+        raise ModelError(
+            f"model {info.name!r} already stores EPSG:{info.srid}; a model's CRS never changes "
+            f"(create a second model with --model NAME)"
+        )
     _migrate(url, srid)
+    if info is not None:
+        return info, False
     with connect(url) as conn:
-        if conn.execute("SELECT 1 FROM spatial_ref_sys WHERE srid = %s", (srid,)).fetchone() is None:
-            raise ModelError(f"EPSG:{srid} is not in this PostGIS's spatial_ref_sys")
         conn.execute(
             "INSERT INTO model_info (id, name, srid, crs_name, area_code, vertical_datum) "
             "VALUES (1, %s, %s, %s, %s, %s)",
@@ -181,6 +183,7 @@ class WriteResult:
     replaced: int
     codes: pd.Series  # unified code per source_key, in record order
     new_codes: int
+    moved: int = 0  # objects that another file of the layer had brought before
 
 
 def _assign_codes(conn: psycopg.Connection, info: ModelInfo, layer: str, keys: pd.Series,
@@ -234,6 +237,14 @@ def write_objects(conn: psycopg.Connection, info: ModelInfo, batch: Batch, recor
     ).rowcount
     records = records.reset_index(drop=True)
     codes, new_codes = _assign_codes(conn, info, batch.layer, records["source_key"], records["kind"])
+    # A record that another file of this layer brought before (same id) has moved to this file: the newer
+    # delivery wins, so its old copy goes.
+    moved = 0
+    if new_codes < len(codes):
+        moved = conn.execute(
+            "DELETE FROM city_object WHERE layer = %s AND source_file <> %s AND code = ANY(%s)",
+            (batch.layer, source_name, codes.tolist()),
+        ).rowcount
     columns = [
         codes.tolist(), records["kind"].tolist(), _nullable(records["name"]), records["attributes"].tolist(),
         records["geom"].tolist(), _nullable(records["base_z"]), _nullable(records["top_z"]),
@@ -251,10 +262,10 @@ def write_objects(conn: psycopg.Connection, info: ModelInfo, batch: Batch, recor
                 cp.write_row(row + fixed)
             if progress:
                 progress(min(chunk, len(records) - start))
-    summary = dict(batch.summary, replaced=replaced, new_codes=new_codes)
+    summary = dict(batch.summary, replaced=replaced, moved_from_other_files=moved, new_codes=new_codes)
     conn.execute(
-        "UPDATE import_batch SET finished_at = now(), object_count = %s, replaced_count = %s, summary = %s "
+        "UPDATE import_batch SET finished_at = clock_timestamp(), object_count = %s, replaced_count = %s, summary = %s "
         "WHERE id = %s",
         (len(records), replaced, psycopg.types.json.Jsonb(summary), batch_id),
     )
-    return WriteResult(batch_id, len(records), replaced, codes, new_codes)
+    return WriteResult(batch_id, len(records), replaced, codes, new_codes, moved)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import geopandas as gpd
+import numpy as np
 import pytest
+import rasterio
+from affine import Affine
 
 import cim.importers.gis as gis
 from tests.helpers import run_cim, scalar
@@ -49,6 +52,30 @@ def broken(tmp_path, sample_dir):
     files["badindex"].write_text(json.dumps(doc))
     files["notraster"] = tmp_path / "dem.tif"
     files["notraster"].write_text("this is not a GeoTIFF\n")
+    files["notable"] = tmp_path / "notable.toml"
+    files["notable"].write_text('[fields]\nheight = 5\n')
+    files["idmap"] = tmp_path / "idmap.toml"
+    files["idmap"].write_text('[fields]\nid = "use"\n')  # 'use' repeats: not an id
+    files["negative"] = tmp_path / "negative.toml"
+    files["negative"].write_text('[options]\nstorey_height = -2.0\n')
+    doc = json.loads((sample_dir / "landmarks.city.json").read_text())
+    del doc["transform"]["scale"]
+    files["noscale"] = tmp_path / "noscale.city.json"
+    files["noscale"].write_text(json.dumps(doc))
+    doc = json.loads((sample_dir / "landmarks.city.json").read_text())
+    next(iter(doc["CityObjects"].values()))["attributes"] = ["not", "an", "object"]
+    files["listattrs"] = tmp_path / "listattrs.city.json"
+    files["listattrs"].write_text(json.dumps(doc))
+    files["zerofoot"] = tmp_path / "zero.geojson"
+    files["zerofoot"].write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {"id": "Z"},
+        "geometry": {"type": "Polygon", "coordinates": [[[113.5, 22.2], [113.501, 22.2], [113.502, 22.2],
+                                                         [113.5, 22.2]]]}}]}))
+    world = tmp_path / "world.tif"
+    with rasterio.open(world, "w", driver="GTiff", width=36, height=18, count=1, dtype="float32",
+                       crs="EPSG:4326", transform=Affine(10, 0, -180, 0, -10, 90)) as dst:
+        dst.write(np.ones((1, 18, 36), "float32"))
+    files["world"] = world
     return files
 
 
@@ -63,8 +90,23 @@ CASES = {
                               ["HGT", "height", "available"]),
     "truncated cityjson": (["import", "cityjson", "{notjson}"], ["broken.city.json", "not valid JSON"]),
     "cityjson index out of range": (["import", "cityjson", "{badindex}"],
-                                    ["badindex.city.json", "record LM-", "range"]),
+                                    ["badindex.city.json", "record LM-", "not a vertex"]),
     "dem that is not a raster": (["import", "dem", "{notraster}"], ["dem.tif", "cannot read raster"]),
+    "mapping value not a string": (["import", "gis", "{gpkg}", "--layer", "buildings", "--mapping", "{notable}"],
+                                   ["notable.toml", "strings"]),
+    "mapped id field not unique": (["import", "gis", "{gpkg}", "--layer", "buildings", "--mapping", "{idmap}"],
+                                   ["district.gpkg", "repeats id", "unique"]),
+    "negative storey height": (["import", "gis", "{gpkg}", "--layer", "buildings", "--mapping", "{negative}"],
+                               ["storey_height", "positive"]),
+    "negative storey height flag": (["import", "gis", "{gpkg}", "--layer", "buildings", "--storey-height", "-2"],
+                                    ["--storey-height", "positive"]),
+    "unknown kind": (["import", "gis", "{gpkg}", "--layer", "roads", "--kind", "buildng"], ["unknown kind 'buildng'"]),
+    "cityjson transform without scale": (["import", "cityjson", "{noscale}"], ["noscale.city.json", "scale"]),
+    "cityjson attributes not an object": (["import", "cityjson", "{listattrs}"],
+                                          ["listattrs.city.json", "record LM-", "attributes"]),
+    "footprint without area": (["import", "gis", "{zerofoot}", "--layer", "buildings"],
+                               ["zero.geojson", "record 0", "no area"]),
+    "dem outside the storage crs area": (["import", "dem", "{world}"], ["world.tif", "outside the area of use"]),
     "unknown crs": (["import", "gis", "{nocrs}", "--layer", "buildings", "--crs", "EPSG:999999"], ["unknown CRS"]),
 }
 

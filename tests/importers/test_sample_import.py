@@ -6,6 +6,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import shapely
 
 from cim.importers.gis import import_gis
 from tests.helpers import fetch, run_cim, scalar
@@ -128,3 +129,43 @@ def test_cityjson_1_1_and_lod_choice(model, sample_dir, tmp_path):
     assert result.written == 20 and summary["kinds"] == {"building": 20}
     with pytest.raises(InputError, match="LoD 3"):
         import_cityjson(model, path, "landmarks", lod="3")
+
+
+def test_record_moving_between_files_of_a_layer(model, sample_dir, tmp_path):
+    """Two deliveries of one layer that share a building id: the later file wins, the code stays."""
+    src = gpd.read_file(sample_dir / "district.gpkg", layer="buildings").iloc[:10]
+    src.iloc[:6].to_file(tmp_path / "north.gpkg")
+    src.iloc[4:].to_file(tmp_path / "south.gpkg")  # records 4 and 5 moved to the southern delivery
+    import_gis(model, tmp_path / "north.gpkg", "b")
+    before = dict(fetch(model, "SELECT source_id, code FROM city_object"))
+    done = import_gis(model, tmp_path / "south.gpkg", "b")
+    assert done.result.moved == 2 and done.result.new_codes == 4
+    rows = fetch(model, "SELECT source_id, code, source_file FROM city_object")
+    assert len(rows) == 10
+    by_id = {sid: (code, f) for sid, code, f in rows}
+    for sid in src.bldg_code.iloc[4:6]:
+        assert by_id[sid] == (before[sid], "south.gpkg")
+
+
+def test_heights_in_feet_become_metres(make_model, tmp_path):
+    """A 3D line in New York State Plane (US feet) keeps its height, converted to metres."""
+    frame = gpd.GeoDataFrame({"id": ["F1"]}, crs="EPSG:2263",
+                             geometry=[shapely.LineString([(984000, 207000, 100.0), (984100, 207000, 50.0)])])
+    path = tmp_path / "ny.gpkg"
+    frame.to_file(path)
+    m = make_model("EPSG:32618")  # a storage CRS that suits New York
+    import_gis(m, path, "lines", kind="generic")
+    zmin, zmax, length = fetch(m, "SELECT ST_ZMin(geom), ST_ZMax(geom), ST_Length(geom) FROM city_object")[0]
+    assert (zmin, zmax) == pytest.approx((50 * 1200 / 3937, 100 * 1200 / 3937), abs=1e-6)
+    assert length == pytest.approx(100 * 1200 / 3937, rel=2e-3)  # UTM scale factor near 0.9996
+
+
+def test_repaired_footprint_keeps_its_polygons(model, tmp_path):
+    """A bow-tie footprint is repaired into its two triangles; the import says so."""
+    bowtie = shapely.Polygon([(453100, 2463100), (453120, 2463120), (453120, 2463100), (453100, 2463120)])
+    frame = gpd.GeoDataFrame({"id": ["BT"], "height": [12.0]}, geometry=[bowtie], crs="EPSG:4547")
+    frame.to_file(tmp_path / "bowtie.gpkg")
+    done = import_gis(model, tmp_path / "bowtie.gpkg", "buildings")
+    assert done.summary["repaired_geometries"] == 1
+    gtype, area = fetch(model, "SELECT ST_GeometryType(geom), ST_Area(geom) FROM city_object")[0]
+    assert gtype == "ST_MultiPolygon" and area == pytest.approx(200.0)
