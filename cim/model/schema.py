@@ -1,4 +1,4 @@
-"""Tables of a city model (GeoAlchemy2). The migrations create them; queries use these definitions."""
+"""Tables of a city model (GeoAlchemy2) for queries; a test keeps them equal to the migrations."""
 
 from __future__ import annotations
 
