@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from pyproj import CRS, Transformer
 
@@ -21,7 +23,7 @@ def height_factor(crs: CRS) -> float:
     return 1.0
 
 
-def xyz_transformer(src: CRS, dst: CRS):
+def xyz_transformer(src: CRS, dst: CRS) -> Callable[[np.ndarray], np.ndarray] | None:
     """A function (n, 2|3) → (n, 2|3) taking coordinates from src to dst: x/y by pyproj (x=east, y=north),
     Z scaled to metres and otherwise unchanged (heights stay orthometric); None when nothing changes."""
     src_h, dst_h = horizontal(src), horizontal(dst)

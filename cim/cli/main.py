@@ -203,10 +203,10 @@ def import_gis_cmd(
             rules = ", ".join(f"{v} by {k}" for k, v in done.summary[key].items())
             out.print(f"  {key.replace('_', ' ')}: {rules}")
     out.print(f"  codes keyed by {done.summary['key_rule']}")
-    if done.summary.get("skipped"):
-        skipped = done.summary["skipped"]
-        err.print(f"warning: {file}: skipped {len(skipped)} non-polygon record(s): {', '.join(skipped[:5])}"
-                  + (" …" if len(skipped) > 5 else ""))
+    if done.summary.get("skipped_count"):
+        count, first = done.summary["skipped_count"], done.summary["skipped"][:5]
+        err.print(f"warning: {file}: skipped {count} non-polygon record(s): {', '.join(first)}"
+                  + (" …" if count > 5 else ""))
     if done.summary.get("repaired_geometries"):
         out.print(f"  repaired invalid geometries: {done.summary['repaired_geometries']}")
 

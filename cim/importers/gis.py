@@ -179,7 +179,9 @@ def build_records(frame: gpd.GeoDataFrame, path: Path, kind: str, model: Model, 
         src_xyz, src_owner = shapely.get_coordinates(geoms, include_z=True, return_index=True)
         src_min_z = pd.Series(src_xyz[:, 2]).groupby(src_owner).min().reindex(range(n)).to_numpy()
     vz, owner = _ground_per_vertex(ground, geoms)
-    summary: dict = {"records": n, "repaired_geometries": repaired, "skipped": skipped}
+    # the batch summary keeps the first 100 skipped records, the count says how many there were
+    summary: dict = {"records": n, "repaired_geometries": repaired, "skipped_count": len(skipped),
+                     "skipped": skipped[:100]}
     if kind in EXTRUDED:
         base = pd.Series(vz).groupby(owner).min().reindex(range(n)).to_numpy()
         base_rule = np.where(np.isnan(base), "no terrain (0 m)", "terrain")

@@ -36,8 +36,6 @@ CITYJSON_KINDS: dict[str, str] = {
     "GenericCityObject": "generic",
 }
 
-STATUSES = ("planned", "under_construction", "existing", "demolished")
-
 
 def abbr(kind: str) -> str:
     return KIND_ABBR.get(kind, "OBJ")
