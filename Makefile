@@ -6,7 +6,7 @@ CIM    := $(BIN)/cim
 SAMPLE := sample_data/build
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test setup sysdeps venv sample import-sample db-up db-down lint bench-import clean
+.PHONY: demo test setup sysdeps venv sample import-sample db-up db-down lint bench-import bench-ifc clean
 
 demo: setup db-up sample import-sample  ## set everything up, import the sample district, print what loaded
 	@$(CIM) info
@@ -48,6 +48,9 @@ lint: setup
 
 bench-import: setup db-up  ## 100,000 synthetic footprints: buildings/s and peak memory
 	$(BIN)/python bench/bench_import.py
+
+bench-ifc: setup db-up  ## IFC import of a 1,000+ element building against a bare ifcopenshell iterator pass
+	$(BIN)/python bench/bench_ifc.py
 
 clean:
 	rm -rf $(SAMPLE) bench/results

@@ -6,6 +6,7 @@ usage: python scripts/check_realdata.py REALDATA_DIR
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,9 @@ from cim.db.cluster import LocalCluster
 from cim.db.server import drop_database, model_url
 from cim.model.store import Model
 
-# (model, storage CRS, imports, expected lon/lat box of every object)
+# (model, storage CRS, imports, expected lon/lat box of every object). An import is [verb, file, *args],
+# optionally followed by what must happen: {"fails": text in the one-line error} or {"lands": (lon, lat)} of
+# the project origin as `cim import ifc` prints it.
 CHECKS = [
     ("cim_real_delft", "EPSG:28992", [["cityjson", "citymodel/cjio__delft.json"]], (4.33, 51.98, 4.40, 52.03)),
     ("cim_real_brussels", "EPSG:31370",
@@ -26,7 +29,47 @@ CHECKS = [
       ["gis", "gis/wntr__ky4_pipes.geojson", "--layer", "pipes", "--kind", "generic"],
       ["gis", "gis/wntr__ky4_junctions.geojson", "--layer", "junctions", "--kind", "generic"]],
      (-89.6, 36.5, -81.9, 39.2)),
+    ("cim_real_karlsruhe", "EPSG:25832",
+     [["ifc", "ifc/webifc__AC20-FZK-Haus.ifc", {"lands": (8.436539, 49.100435)}],  # its IfcSite RefLat/RefLon
+      # the MapConversion origin (EPSG:31467 E 3458715.92 N 5439966.65), not 1,000 km away (Scale=1000, mm)
+      ["ifc", "ifc/bsi4x3__geographic-referencing-gk.ifc", {"lands": (8.4336778, 49.0955387)}],
+      ["ifc", "ifc/webifc__IfcOpenHouse_IFC4.ifc", {"fails": "not georeferenced; pass --anchor"}],
+      ["ifc", "ifc/webifc__IfcOpenHouse_IFC4.ifc", "--anchor", "8.4370,49.1010,115", "--rotation", "30",
+       {"lands": (8.4370, 49.1010)}],
+      ["ifc", "ifc/ysc__Ifc2x3_Duplex_Electrical.ifc", {"fails": "outside the area of use"}]],
+     (8.40, 49.07, 8.47, 49.12)),
+    ("cim_real_chicago", "EPSG:26916",
+     [["ifc", "ifc/ysc__Ifc2x3_Duplex_Electrical.ifc", {"lands": (-87.6393967, 41.8744011)}]],
+     (-87.65, 41.86, -87.63, 41.89)),
+    ("cim_real_bonsai", "EPSG:3857",
+     [["ifc", "ifc/ifcopenshell_georef/geolocation-mapconversion.ifc", {"fails": "pass --crs"}],
+      ["ifc", "ifc/ifcopenshell_georef/geolocation-mapconversion-angle.ifc", "--crs", "EPSG:3857",
+       {"lands": (0.0001347, 0.0)}],  # E = 15000 mm in a mm project without MapUnit: 15 m
+      ["ifc", "ifc/ifcopenshell_georef/geolocation-unit1.ifc", {"lands": (0.0000898, 0.0)}],  # E 10000 mm
+      ["ifc", "ifc/ifcopenshell_georef/geolocation-unit2.ifc", {"lands": (0.0000898, 0.0)}],  # E 10 m
+      ["ifc", "ifc/ifcopenshell_georef/geolocation-unit3.ifc", {"lands": (0.0000898, 0.0)}],  # E 10 m, cm
+      ["ifc", "ifc/ifcopenshell_georef/geolocation.ifc", {"fails": "not georeferenced"}],
+      ["ifc", "ifc/ifcopenshell_georef/auto-geolocation.ifc", {"fails": "not georeferenced"}]],
+     (-0.01, -0.01, 0.01, 0.01)),
 ]
+LANDED = re.compile(r"landed at lon (\S+) lat (\S+)")
+
+
+def outcome(done: subprocess.CompletedProcess, expect: dict) -> str | None:
+    """None when the import did what it should, else what went wrong."""
+    if "fails" in expect:
+        ok = done.returncode != 0 and expect["fails"] in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        return None if ok else f"expected one line with {expect['fails']!r}, got rc {done.returncode}: {done.stderr}"
+    if done.returncode != 0:
+        return f"FAILED: {done.stderr.strip()}"
+    if "lands" in expect:
+        found = LANDED.search(done.stdout)
+        if not found:
+            return "no landing printed"
+        got = (float(found.group(1)), float(found.group(2)))
+        if max(abs(a - b) for a, b in zip(got, expect["lands"], strict=True)) > 1e-6:
+            return f"landed at {got}, expected {expect['lands']}"
+    return None
 
 
 def main(realdata: Path) -> int:
@@ -39,11 +82,13 @@ def main(realdata: Path) -> int:
         subprocess.run([sys.executable, "-m", "cim", "db", "init", "--crs", crs, "--model", name], check=True,
                        stdout=subprocess.DEVNULL)
         for verb, file, *args in imports:
+            expect = args.pop() if args and isinstance(args[-1], dict) else {}
             done = subprocess.run([sys.executable, "-m", "cim", "import", verb, str(realdata / file), *args,
                                    "--model", name], capture_output=True, text=True)
-            status = "ok" if done.returncode == 0 else f"FAILED: {done.stderr.strip()}"
-            failures += done.returncode != 0
-            print(f"{name}: import {verb} {file}: {status}")
+            problem = outcome(done, expect)
+            failures += problem is not None
+            said = done.stderr.strip() if "fails" in expect else ""
+            print(f"{name}: import {verb} {file} {' '.join(args)}: {problem or 'ok'} {said}".rstrip())
         with Model.open(name).connect() as conn:
             count, outside, bounds = conn.execute(
                 "SELECT count(*), count(*) FILTER (WHERE NOT ST_Within(ST_Transform(ST_Envelope(geom), 4326), "

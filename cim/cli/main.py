@@ -231,6 +231,54 @@ def import_cityjson_cmd(
         err.print(f"warning: {file}: skipped {n} city object(s): {reason}")
 
 
+def _anchor(value: str | None) -> tuple[float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        lon, lat, *h = (float(v) for v in value.split(","))
+        if len(h) > 1:
+            raise ValueError
+    except ValueError:
+        fail(f"--anchor {value!r}: expected LON,LAT or LON,LAT,H in degrees and metres")
+    return lon, lat, h[0] if h else 0.0
+
+
+@import_app.command("ifc")
+def import_ifc_cmd(
+    file: Path = typer.Argument(..., help="IFC2X3, IFC4 or IFC4X3_ADD2 file (.ifc)."),
+    anchor: str | None = typer.Option(None, help="LON,LAT,H of the project origin when the file is not "
+                                      "georeferenced (WGS 84 degrees, orthometric metres)."),
+    rotation: float | None = typer.Option(None, help="Azimuth of the project's +Y axis in degrees clockwise "
+                                          "from true north (with --anchor or an IfcSite reference)."),
+    building_code: str | None = typer.Option(None, help="Unified code or source id of the GIS building this "
+                                             "model stands for (default: Pset_BuildingCommon.BuildingID)."),
+    crs: str | None = typer.Option(None, help="Map CRS when the file names none (or an unknown one); alone, "
+                                   "says the model's coordinates already are map coordinates."),
+    layer: str = typer.Option("bim", help="Model layer."),
+    ignore_georef: bool = typer.Option(False, help="Ignore the file's georeferencing and use --anchor/--crs."),
+    model: str | None = ModelOpt,
+) -> None:
+    """Import a BIM model: every element with its IFC data, placed by its georeferencing."""
+    from cim.importers.ifc import import_ifc
+
+    where = _anchor(anchor)
+    m = _open(model)
+    started = time.perf_counter()
+    done = guarded(lambda: import_ifc(m, file, layer, where, rotation, crs, building_code, ignore_georef))
+    out.print(f"{file.name}: {done.placement.describe()}")
+    if where is not None and done.placement.rule != "--anchor":
+        err.print(f"warning: {file}: --anchor ignored, the file is georeferenced ({done.placement.rule}); "
+                  "pass --ignore-georef to force it")
+    _done(f"{file.name} → {layer}", done.result, started)
+    out.print("  kinds: " + ", ".join(f"{v} {k}" for k, v in done.summary["kinds"].items()))
+    if done.summary.get("building_code"):
+        out.print(f"  stands for building {done.summary['building_code']}")
+    if done.summary.get("building_note"):
+        err.print(f"warning: {file}: {done.summary['building_note']}")
+    for reason, n in done.summary["skipped"].items():
+        err.print(f"warning: {file}: skipped {n} {reason}")
+
+
 # -- model summary --------------------------------------------------------------------------------
 @app.command("info")
 def info(model: str | None = ModelOpt) -> None:

@@ -15,6 +15,41 @@ KIND_ABBR: dict[str, str] = {
     "vegetation": "VEG",
     "city_furniture": "CF",
     "generic": "OBJ",
+    # BIM (IFC): the spatial structure, then element categories
+    "bim_project": "BPJ",
+    "bim_site": "BST",
+    "bim_building": "BBD",
+    "bim_storey": "BSY",
+    "space": "SPC",
+    "wall": "WAL",
+    "curtain_wall": "CWL",
+    "slab": "SLB",
+    "roof": "ROF",
+    "door": "DOR",
+    "window": "WIN",
+    "column": "COL",
+    "beam": "BEM",
+    "stair": "STR",
+    "ramp": "RMP",
+    "railing": "RAL",
+    "covering": "COV",
+    "member": "MEM",
+    "plate": "PLT",
+    "footing": "FTG",
+    "pile": "PIL",
+    "furnishing": "FUR",
+    "pipe_segment": "PSG",
+    "pipe_fitting": "PFT",
+    "duct_segment": "DSG",
+    "duct_fitting": "DFT",
+    "cable_segment": "CSG",
+    "cable_fitting": "CFT",
+    "flow_terminal": "FTM",
+    "flow_controller": "FCT",
+    "flow_equipment": "FEQ",
+    "control_element": "CTL",
+    "proxy": "PRX",
+    "bim_element": "ELM",
 }
 
 # CityJSON object types → model kinds (types not listed become "generic").
@@ -35,6 +70,31 @@ CITYJSON_KINDS: dict[str, str] = {
     "CityFurniture": "city_furniture",
     "GenericCityObject": "generic",
 }
+
+# IFC classes → model kinds, most specific first (the first class an entity is_a() wins). IFC2X3's generic
+# flow classes are refined by their type object in cim.importers.ifc.elements.
+IFC_KINDS: tuple[tuple[str, str], ...] = (
+    ("IfcSpace", "space"),
+    ("IfcCurtainWall", "curtain_wall"), ("IfcWall", "wall"), ("IfcRoof", "roof"), ("IfcSlab", "slab"),
+    ("IfcDoor", "door"), ("IfcWindow", "window"), ("IfcColumn", "column"), ("IfcBeam", "beam"),
+    ("IfcStair", "stair"), ("IfcStairFlight", "stair"), ("IfcRamp", "ramp"), ("IfcRampFlight", "ramp"),
+    ("IfcRailing", "railing"), ("IfcCovering", "covering"), ("IfcMember", "member"), ("IfcPlate", "plate"),
+    ("IfcFooting", "footing"), ("IfcPile", "pile"), ("IfcFurnishingElement", "furnishing"),
+    ("IfcPipeSegment", "pipe_segment"), ("IfcPipeFitting", "pipe_fitting"),
+    ("IfcDuctSegment", "duct_segment"), ("IfcDuctFitting", "duct_fitting"),
+    ("IfcCableSegment", "cable_segment"), ("IfcCableCarrierSegment", "cable_segment"),
+    ("IfcCableFitting", "cable_fitting"), ("IfcCableCarrierFitting", "cable_fitting"),
+    ("IfcFlowTerminal", "flow_terminal"), ("IfcFlowController", "flow_controller"),
+    ("IfcFlowMovingDevice", "flow_equipment"), ("IfcFlowStorageDevice", "flow_equipment"),
+    ("IfcFlowTreatmentDevice", "flow_equipment"), ("IfcEnergyConversionDevice", "flow_equipment"),
+    ("IfcDistributionControlElement", "control_element"), ("IfcBuildingElementProxy", "proxy"),
+)
+# Spatial structure → kinds (any other spatial element, e.g. an IFC4X3 facility part, is a bim_building part).
+IFC_SPATIAL_KINDS: dict[str, str] = {
+    "IfcProject": "bim_project", "IfcSite": "bim_site", "IfcBuilding": "bim_building",
+    "IfcBuildingStorey": "bim_storey",
+}
+BIM_CONTAINER_KINDS = frozenset(IFC_SPATIAL_KINDS.values())
 
 
 def abbr(kind: str) -> str:

@@ -86,6 +86,7 @@ city_object = Table(
     Column("batch_id", BigInteger, ForeignKey("import_batch.id"), nullable=False),
     Column("source_file", Text, nullable=False),
     Column("source_id", Text),
+    Column("parent_code", Text, ForeignKey("code_registry.code")),  # containing object (BIM hierarchy)
     # generated: the 3D extent from base_z to top_z, for n-D index queries (see the first migration)
     Column("bbox3d", Geometry(geometry_type="LINESTRINGZ", dimension=3, spatial_index=False)),
     Index("city_object_geom_gist", "geom", postgresql_using="gist"),
@@ -94,6 +95,7 @@ city_object = Table(
     Index("city_object_layer_idx", "layer", "kind"),
     Index("city_object_source_idx", "source_file", "layer"),
     Index("city_object_batch_idx", "batch_id"),
+    Index("city_object_parent_idx", "parent_code"),
 )
 
 terrain_raster = Table(

@@ -23,7 +23,8 @@ from cim.model.kinds import abbr
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
-# Columns every importer hands to write_objects (one row per object).
+# Columns every importer hands to write_objects (one row per object); an optional "parent_key" names the
+# source key of the containing object in the same batch.
 RECORD_COLUMNS = (
     "source_key", "source_id", "kind", "name", "attributes", "geom", "base_z", "top_z", "lod", "status",
     "valid_from", "valid_to",
@@ -245,15 +246,19 @@ def write_objects(conn: psycopg.Connection, info: ModelInfo, batch: Batch, recor
             "DELETE FROM city_object WHERE layer = %s AND source_file <> %s AND code = ANY(%s)",
             (batch.layer, source_name, codes.tolist()),
         ).rowcount
+    parents = [None] * len(records)
+    if "parent_key" in records.columns:
+        by_key = dict(zip(records["source_key"], codes, strict=True))
+        parents = [by_key.get(k) for k in records["parent_key"]]
     columns = [
         codes.tolist(), records["kind"].tolist(), _nullable(records["name"]), records["attributes"].tolist(),
         records["geom"].tolist(), _nullable(records["base_z"]), _nullable(records["top_z"]),
         _nullable(records["lod"]), records["status"].tolist(), _nullable(records["valid_from"]),
-        _nullable(records["valid_to"]), _nullable(records["source_id"]),
+        _nullable(records["valid_to"]), _nullable(records["source_id"]), parents,
     ]
     sql = (
         "COPY city_object (code, kind, name, attributes, geom, base_z, top_z, lod, status, valid_from, "
-        "valid_to, source_id, layer, batch_id, source_file) FROM STDIN"
+        "valid_to, source_id, parent_code, layer, batch_id, source_file) FROM STDIN"
     )
     fixed = (batch.layer, batch_id, source_name)
     with conn.cursor().copy(sql) as cp:
