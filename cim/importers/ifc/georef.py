@@ -44,7 +44,7 @@ class Placement:
     origin: tuple[float, float, float]  # map rules: E, N, H in metres; geodetic rules: lon, lat, H
     angle: float  # map rules: local x axis anticlockwise from map east (rad); geodetic: local +Y azimuth (rad)
     scale: float = 1.0  # horizontal local metres → map metres
-    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # local point the origin refers to (site placement)
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # engineering point the origin refers to (site origin)
     frame: np.ndarray | None = field(default=None, compare=False)  # world → engineering coordinates (4×4)
 
     @property
@@ -224,6 +224,22 @@ def _measure(value: object) -> float:
     return float(getattr(value, "wrappedValue", value))
 
 
+# IFC2X3's MapUnit is free text: the spellings exporters write.
+_UNIT_WORDS = {("METRE", "METER", "M", "METRES", "METERS"): 1.0, ("MILLIMETRE", "MILLIMETER", "MM"): 0.001,
+               ("CENTIMETRE", "CENTIMETER", "CM"): 0.01, ("FOOT", "FEET", "FT"): 0.3048,
+               ("USSURVEYFOOT", "USFOOT", "USFT", "SURVEYFOOT"): 1200 / 3937}
+
+
+def _pset_unit(path: Path, word: object) -> float | None:
+    if word is None or not str(word).strip():
+        return None
+    key = re.sub(r"[\s_.-]", "", str(word)).upper()
+    for words, metres in _UNIT_WORDS.items():
+        if key in words:
+            return metres
+    raise InputError(path, f"ePSet_ProjectedCRS.MapUnit {word!r} is not a length unit (say METRE or MILLIMETRE)")
+
+
 def _pset_map_conversion(f: ifcopenshell.file, path: Path, project_unit: float, override: str | None
                          ) -> Placement | None:
     """IFC2X3 georeferencing by the buildingSMART property sets on IfcProject or IfcSite."""
@@ -232,8 +248,7 @@ def _pset_map_conversion(f: ifcopenshell.file, path: Path, project_unit: float, 
         values = psets.get("epset_mapconversion")
         if values:
             crs_values = psets.get("epset_projectedcrs", {})
-            unit = {"MILLIMETRE": 0.001, "CENTIMETRE": 0.01, "METRE": 1.0, "FOOT": 0.3048,
-                    "US_SURVEY_FOOT": 1200 / 3937}.get(str(crs_values.get("MapUnit", "")).upper())
+            unit = _pset_unit(path, crs_values.get("MapUnit"))
             return _map_rule(path, "ePSet_MapConversion", project_unit, crs_values.get("Name"), unit, values,
                              override)
     return None
@@ -294,16 +309,20 @@ def locate(f: ifcopenshell.file, path: Path, *, anchor: tuple[float, float, floa
            rotation: float | None = None, crs: str | None = None, ignore_georef: bool = False) -> Placement:
     """The placement of an IFC model by the first rule that applies (see the module docstring)."""
     project_unit = float(ifcopenshell.util.unit.calculate_unit_scale(f))
+    frame = _engineering_frame(f, project_unit)
     if not ignore_georef:
         placement = _map_conversion(f, path, project_unit, crs) or _site_reference(f, path, project_unit, rotation)
         if placement is not None:
-            return replace(placement, frame=_engineering_frame(f, project_unit))
+            if frame is not None and placement.geodetic:  # the site origin is a world point: move it too
+                offset = frame[:3, :3] @ np.asarray(placement.offset) + frame[:3, 3]
+                placement = replace(placement, offset=tuple(float(v) for v in offset))
+            return replace(placement, frame=frame)
     if anchor is not None:
         lon, lat, h = anchor
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise InputError(path, f"--anchor {lon},{lat},{h}: longitude/latitude out of range")
         azimuth, note = _azimuth(f, rotation)
-        return Placement("--anchor", note, None, (lon, lat, h), azimuth)
+        return Placement("--anchor", note, None, (lon, lat, h), azimuth, frame=frame)
     if crs is not None:
         flat, _ = _resolve_crs(path, None, crs)
         return Placement("--crs", "model coordinates are map coordinates", flat, (0.0, 0.0, 0.0), 0.0)
