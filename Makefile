@@ -42,6 +42,7 @@ import-sample:
 	@$(CIM) import gis $(SAMPLE)/district.gpkg --layer roads
 	@$(CIM) import gis $(SAMPLE)/district.gpkg --layer river
 	@$(CIM) import cityjson $(SAMPLE)/landmarks.city.json --layer landmarks
+	@$(CIM) import ifc $(SAMPLE)/bim.ifc
 
 lint: setup
 	$(BIN)/ruff check cim tests bench scripts

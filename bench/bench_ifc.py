@@ -3,7 +3,8 @@ over the same file, in the same run.
 
 The file is the sample's BIM building grown to BENCH_STOREYS storeys (default 30). Both sides run in fresh
 child processes, alternately, RUNS times each, and open the file themselves: `iterator_s` is open + a
-default-settings multi-core iterator over every product; `import_s` is the whole import_ifc call (open,
+default-settings multi-core iterator over every product (`iterator_same_work_s`: the import's own element
+list and settings, without the rest of the import); `import_s` is the whole import_ifc call (open,
 georeference, triangulate, IFC data, transform, write, commit) into a new model. Medians are reported.
 Writes bench/results/bench-ifc.json as {"metrics": {...}}.
 """
@@ -60,6 +61,26 @@ print(time.perf_counter() - t, done.result.written, done.summary["triangles"])
 """
 
 
+SAME_WORK = """
+import sys, time
+import ifcopenshell, ifcopenshell.geom
+from cim.importers.ifc.elements import elements
+from cim.importers.ifc.geometry import iterator_settings
+import os
+t = time.perf_counter()
+f = ifcopenshell.open(sys.argv[1])
+it = ifcopenshell.geom.iterator(iterator_settings(), f, os.cpu_count(), include=elements(f))
+n = 0
+if it.initialize():
+    while True:
+        shape = it.get()
+        n += 1
+        if not it.next():
+            break
+print(time.perf_counter() - t, n)
+"""
+
+
 def child(code: str, *args: str) -> list[float]:
     out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
     return [float(v) for v in out.stdout.split()]
@@ -69,18 +90,21 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     src = write_bim(WORK / f"bim_{STOREYS}_storeys.ifc", storeys=STOREYS)
-    count = len(elements(ifcopenshell.open(str(src))))
-    print(f"{src.name}: {count:,} elements and spaces, {src.stat().st_size / 1e6:.1f} MB")
+    found = elements(ifcopenshell.open(str(src)))
+    count = sum(not e.is_a("IfcSpace") for e in found)
+    print(f"{src.name}: {count:,} elements and {len(found) - count} spaces, {src.stat().st_size / 1e6:.1f} MB")
     url = model_url(MODEL)
-    iterator_runs, import_runs = [], []
+    iterator_runs, same_runs, import_runs = [], [], []
     for run in range(RUNS):
         seconds, shapes = child(ITERATOR, str(src))
         iterator_runs.append(seconds)
+        same_runs.append(child(SAME_WORK, str(src))[0])
         drop_database(url)
         init_model(url, "EPSG:4547", "440402", "orthometric")
         seconds, objects, triangles = child(IMPORT, str(src), MODEL)
         import_runs.append(seconds)
-        print(f"run {run + 1}/{RUNS}: iterator {iterator_runs[-1]:.2f} s ({shapes:.0f} shapes), "
+        print(f"run {run + 1}/{RUNS}: iterator {iterator_runs[-1]:.2f} s ({shapes:.0f} shapes), same elements and "
+              f"settings as the import {same_runs[-1]:.2f} s, "
               f"import {import_runs[-1]:.2f} s ({objects:.0f} objects, {triangles:,.0f} triangles)")
     drop_database(url)
     metrics = {
@@ -89,6 +113,8 @@ def main() -> None:
         "iterator_s": round(statistics.median(iterator_runs), 3),
         "import_min_s": round(min(import_runs), 3),
         "iterator_min_s": round(min(iterator_runs), 3),
+        "iterator_same_work_s": round(statistics.median(same_runs), 3),
+        "spaces": len(found) - count,
         "objects": int(objects),
         "triangles": int(triangles),
         "cores": os.cpu_count(),

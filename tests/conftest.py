@@ -66,11 +66,13 @@ def sample_model(server, sample_dir) -> Model:
     from cim.importers.cityjson import import_cityjson
     from cim.importers.dem import import_dem
     from cim.importers.gis import import_gis
+    from cim.importers.ifc import import_ifc
 
     m = _new_model()
     import_dem(m, sample_dir / "dem.tif")
     for layer in ("buildings", "roads", "river"):
         import_gis(m, sample_dir / "district.gpkg", layer)
     import_cityjson(m, sample_dir / "landmarks.city.json", "landmarks")
+    import_ifc(m, sample_dir / "bim.ifc")
     yield m
     drop_database(m.url)

@@ -297,7 +297,7 @@ def sample_generate(
     out_dir: Path = typer.Option(Path("sample_data/build"), "--out", help="Where to write the files."),
     seed: int | None = typer.Option(None, help="Random seed (default: the documented one)."),
 ) -> None:
-    """Write the synthetic Zhuhai district: DEM, GIS layers, CityJSON landmarks."""
+    """Write the synthetic Zhuhai district: DEM, GIS layers, CityJSON landmarks, a BIM building (IFC4)."""
     from cim.sample.district import DEFAULT_SEED, generate
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -385,10 +385,13 @@ def write_cityjson(path: Path, seed: int = DEFAULT_SEED) -> Path:
 
 
 def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> dict[str, Path]:
-    """Write dem.tif, district.gpkg and landmarks.city.json into out_dir."""
+    """Write dem.tif, district.gpkg, landmarks.city.json and bim.ifc into out_dir."""
+    from cim.sample.bim import write_bim  # bim imports this module
+
     out_dir = Path(out_dir)
     return {"dem": write_dem(out_dir / "dem.tif", seed), "gis": write_gis(out_dir / "district.gpkg", seed),
-            "cityjson": write_cityjson(out_dir / "landmarks.city.json", seed)}
+            "cityjson": write_cityjson(out_dir / "landmarks.city.json", seed),
+            "bim": write_bim(out_dir / "bim.ifc", seed)}
 
 
 def synthetic_footprints(n: int, seed: int = 1) -> gpd.GeoDataFrame:

@@ -23,7 +23,8 @@ def test_every_source_record_becomes_one_object(sample_model, source):
         counts = dict(((layer, n) for layer, n in conn.execute(
             "SELECT layer, count(*) FROM city_object GROUP BY layer").fetchall()))
     assert counts == {"terrain": 1, "buildings": len(source["buildings"]), "roads": len(source["roads"]),
-                      "river": 1, "landmarks": 20}
+                      "river": 1, "landmarks": 20, "bim": counts["bim"]}
+    assert counts["bim"] > 150  # the BIM building: elements, spaces and its hierarchy
     assert len(source["buildings"]) >= 2000
 
 

@@ -155,6 +155,12 @@ def import_ifc(model: Model, path: Path, layer: str = "bim", anchor: tuple[float
     f = open_ifc(path)
     placement = locate(f, path, anchor=anchor, rotation=rotation, crs=crs, ignore_georef=ignore_georef)
     check_area(path, placement, model.crs)
+    link: dict = {}
+    wanted, explicit = (building_code, True) if building_code else (_building_id(f), False)
+    if wanted:  # before the long work, so that a wrong --building-code fails at once
+        with model.connect() as conn:
+            code, note = _building_code(conn, path, wanted, explicit)
+        link = {"building_code": code} if code else {"building_note": note}
     entities = elements(f)
     if not entities:
         raise InputError(path, "no IfcElement or IfcSpace to import")
@@ -179,20 +185,14 @@ def import_ifc(model: Model, path: Path, layer: str = "bim", anchor: tuple[float
         "schema": f.schema_identifier, "placement": landed,
         "project_unit_m": float(ifcopenshell.util.unit.calculate_unit_scale(f)),
         "kinds": dict(Counter(records["kind"]).most_common()), "skipped": dict(skipped),
-        "triangles": int(len(meshes.triangles)),
+        "triangles": int(len(meshes.triangles)), **link,
     }
-    wanted, explicit = (building_code, True) if building_code else (_building_id(f), False)
+    if link.get("building_code"):
+        for attrs, kind in zip(records["attributes"], records["kind"], strict=True):
+            if kind == "bim_building":
+                attrs["building_code"] = link["building_code"]
+    records["attributes"] = [json.dumps(a, ensure_ascii=False, default=str) for a in records["attributes"]]
     with model.transaction() as conn:
-        if wanted:
-            code, note = _building_code(conn, path, wanted, explicit)
-            summary["building_code"] = code
-            if note:
-                summary["building_note"] = note
-            if code:
-                for attrs, kind in zip(records["attributes"], records["kind"], strict=True):
-                    if kind == "bim_building":
-                        attrs["building_code"] = code
-        records["attributes"] = [json.dumps(a, ensure_ascii=False, default=str) for a in records["attributes"]]
         with progress_bar(f"writing {path.name}", len(records)) as advance:
             result = write_objects(conn, model.info, Batch("ifc", layer, path, landed["crs"], summary), records,
                                    advance)
