@@ -9,9 +9,10 @@ import pandas as pd
 import shapely
 
 from cim.importers.gis import import_gis
+from cim.model.kinds import abbr
 from tests.helpers import fetch
 
-CODE = re.compile(r"^440402-(BLD|RD|WTR|TER)-\d{7}$")
+CODE = re.compile(r"^440402-([A-Z]{2,3})-\d{7}$")
 
 
 def codes_by_source(model) -> dict[str, str]:
@@ -19,10 +20,11 @@ def codes_by_source(model) -> dict[str, str]:
 
 
 def test_sample_codes_are_readable_and_unique(sample_model):
-    rows = fetch(sample_model, "SELECT code, kind FROM city_object WHERE layer <> 'landmarks'")
-    assert all(CODE.match(code) for code, _ in rows)
+    rows = fetch(sample_model, "SELECT code, kind FROM city_object")
+    assert all(CODE.match(code) and CODE.match(code).group(1) == abbr(kind) for code, kind in rows)
     assert len({c for c, _ in rows}) == len(rows)
     assert {c.split("-")[1] for c, k in rows if k == "building"} == {"BLD"}
+    assert {abbr(k) for _, k in rows} >= {"BLD", "RD", "WTR", "TER", "WAL", "BSY", "PSG"}
 
 
 def test_codes_survive_edits_and_are_never_reused(model, sample_dir, tmp_path):
