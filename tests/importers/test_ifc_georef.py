@@ -396,3 +396,33 @@ def test_landed_site_reference(tmp_path: Path) -> None:
     text = p.describe()
     for part in (f"lon {LON:.7f}", f"lat {LAT:.7f}", "WGS 84", "IfcSite reference", "TrueNorth"):
         assert part in text, (part, text)
+
+
+# ---- placeholders and IFC4X3 rigid operations ----------------------------------------------------------------
+
+
+def test_site_reference_at_zero_zero_is_a_placeholder(tmp_path: Path) -> None:
+    # Authoring tools write RefLatitude = RefLongitude = (0, 0, 0, 0) when nobody set them.
+    path = write_ifc(tmp_path / "zero.ifc", site_ref=SiteReference((0, 0, 0, 0), (0, 0, 0, 0), 0.0))
+    with pytest.raises(InputError, match="not georeferenced; pass --anchor"):
+        place(path)
+    assert place(path, anchor=(LON, LAT, 2.0)).rule == "--anchor"
+
+
+def test_rigid_operation_to_a_geographic_crs(tmp_path: Path) -> None:
+    # IFC4X3: IfcRigidOperation(FirstCoordinate = lon, SecondCoordinate = lat, Height) to IfcGeographicCRS puts
+    # the project origin there; 10 m along +Y (no TrueNorth) is 10 m true north of it, height 2 + 3 m.
+    path = write_ifc(tmp_path / "rigid.ifc", schema="IFC4X3_ADD2", unit="m")
+    f = ifcopenshell.open(str(path))
+    metre = f.create_entity("IfcSIUnit", UnitType="LENGTHUNIT", Name="METRE")
+    crs = f.create_entity("IfcGeographicCRS", Name="EPSG:4490", HeightUnit=metre)
+    context = next(c for c in f.by_type("IfcGeometricRepresentationContext") if c.ContextType == "Model")
+    f.create_entity("IfcRigidOperation", SourceCRS=context, TargetCRS=crs,
+                    FirstCoordinate=f.create_entity("IfcPlaneAngleMeasure", LON),
+                    SecondCoordinate=f.create_entity("IfcPlaneAngleMeasure", LAT), Height=2.0)
+    f.write(str(path))
+    p = place(path)
+    assert p.rule == "IfcRigidOperation"
+    e0, n0 = projected(LON, LAT)
+    de, dn = grid_step(LON, LAT, 0.0, 10.0)
+    np.testing.assert_allclose(to_gk(p, (0, 0, 0), (0, 10, 3)), [(e0, n0, 2.0), (e0 + de, n0 + dn, 5.0)], atol=1e-3)

@@ -112,8 +112,10 @@ class Placement:
 
     def describe(self) -> str:
         d = self.landed()
+        north = "true" if self.geodetic else "grid"
         text = (f"landed at lon {d['lon']:.7f} lat {d['lat']:.7f} height {d['height']:.3f} m; source CRS "
-                f"{d['crs']}; rotation {d['rotation_deg']:.4f}° (clockwise); placed by {d['rule']}")
+                f"{d['crs']}; rotation {d['rotation_deg']:.4f}° (project +Y from {north} north, clockwise); "
+                f"placed by {d['rule']}")
         return text + (f" ({d['note']})" if d["note"] else "")
 
 
@@ -208,6 +210,8 @@ def _map_conversion(f: ifcopenshell.file, path: Path, project_unit: float, overr
     context = _model_context(f)
     conversion = next((c for c in conversions if c.SourceCRS == context), conversions[0])
     target = conversion.TargetCRS
+    if target is not None and target.is_a("IfcGeographicCRS"):
+        return _geographic_origin(f, path, conversion, project_unit)
     if conversion.is_a("IfcRigidOperation"):  # IFC4X3: a shift only
         values = {"Eastings": _measure(conversion.FirstCoordinate), "Northings": _measure(conversion.SecondCoordinate),
                   "OrthogonalHeight": conversion.Height}
@@ -218,6 +222,22 @@ def _map_conversion(f: ifcopenshell.file, path: Path, project_unit: float, overr
     if conversion.is_a("IfcMapConversionScaled") and (conversion.FactorX, conversion.FactorY) != (1.0, 1.0):
         raise InputError(path, "IfcMapConversionScaled with FactorX/FactorY other than 1 is not supported")
     return placement
+
+
+def _geographic_origin(f: ifcopenshell.file, path: Path, conversion: ifcopenshell.entity_instance,
+                       project_unit: float) -> Placement:
+    """IFC4X3 IfcRigidOperation to an IfcGeographicCRS: the project origin at a longitude and latitude."""
+    if not conversion.is_a("IfcRigidOperation"):
+        raise InputError(path, f"{conversion.is_a()} #{conversion.id()} targets a geographic CRS; a map conversion "
+                               "needs an IfcProjectedCRS")
+    target = conversion.TargetCRS
+    lon, lat = _measure(conversion.FirstCoordinate), _measure(conversion.SecondCoordinate)
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InputError(path, f"IfcRigidOperation #{conversion.id()}: longitude {lon} / latitude {lat} out of range")
+    height_unit = _unit_of(getattr(target, "HeightUnit", None)) or project_unit
+    azimuth, note = _azimuth(f, None)
+    return Placement("IfcRigidOperation", f"{target.Name}; {note}", None,
+                     (lon, lat, float(conversion.Height or 0.0) * height_unit), azimuth)
 
 
 def _measure(value: object) -> float:
@@ -269,6 +289,8 @@ def _site_reference(f: ifcopenshell.file, path: Path, project_unit: float, rotat
     for site in f.by_type("IfcSite"):
         if site.RefLatitude is None or site.RefLongitude is None:
             continue
+        if not any(site.RefLatitude) and not any(site.RefLongitude):
+            continue  # (0, 0): the placeholder authoring tools write, not a place in the Gulf of Guinea
         try:
             lat = ifcopenshell.util.geolocation.dms2dd(*site.RefLatitude)
             lon = ifcopenshell.util.geolocation.dms2dd(*site.RefLongitude)
