@@ -266,9 +266,14 @@ def import_ifc_cmd(
     started = time.perf_counter()
     done = guarded(lambda: import_ifc(m, file, layer, where, rotation, crs, building_code, ignore_georef))
     out.print(f"{file.name}: {done.placement.describe()}")
-    if where is not None and done.placement.rule != "--anchor":
-        err.print(f"warning: {file}: --anchor ignored, the file is georeferenced ({done.placement.rule}); "
+    rule, note = done.placement.rule, done.placement.note
+    if where is not None and rule != "--anchor":
+        err.print(f"warning: {file}: --anchor ignored, the file is georeferenced ({rule}); "
                   "pass --ignore-georef to force it")
+    if rotation is not None and "--rotation" not in note:
+        err.print(f"warning: {file}: --rotation ignored, {rule} gives the rotation")
+    if crs is not None and "--crs" not in note and rule != "--crs":
+        err.print(f"warning: {file}: --crs ignored, {rule} places the model")
     _done(f"{file.name} → {layer}", done.result, started)
     out.print("  kinds: " + ", ".join(f"{v} {k}" for k, v in done.summary["kinds"].items()))
     if done.summary.get("building_code"):
@@ -277,6 +282,9 @@ def import_ifc_cmd(
         err.print(f"warning: {file}: {done.summary['building_note']}")
     for reason, n in done.summary["skipped"].items():
         err.print(f"warning: {file}: skipped {n} {reason}")
+    if done.summary["geometry_errors"]:
+        err.print(f"warning: {file}: ifcopenshell reported {done.summary['geometry_errors']} geometry error(s), "
+                  f"the first: {escape(done.summary['first_geometry_error'])}")
 
 
 # -- model summary --------------------------------------------------------------------------------

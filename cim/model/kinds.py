@@ -20,6 +20,7 @@ KIND_ABBR: dict[str, str] = {
     "bim_site": "BST",
     "bim_building": "BBD",
     "bim_storey": "BSY",
+    "bim_zone": "BZN",
     "space": "SPC",
     "wall": "WAL",
     "curtain_wall": "CWL",
@@ -94,7 +95,6 @@ IFC_SPATIAL_KINDS: dict[str, str] = {
     "IfcProject": "bim_project", "IfcSite": "bim_site", "IfcBuilding": "bim_building",
     "IfcBuildingStorey": "bim_storey",
 }
-BIM_CONTAINER_KINDS = frozenset(IFC_SPATIAL_KINDS.values())
 
 
 def abbr(kind: str) -> str:

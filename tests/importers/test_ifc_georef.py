@@ -411,11 +411,17 @@ def test_site_reference_at_zero_zero_is_a_placeholder(tmp_path: Path) -> None:
 
 def test_rigid_operation_to_a_geographic_crs(tmp_path: Path) -> None:
     # IFC4X3: IfcRigidOperation(FirstCoordinate = lon, SecondCoordinate = lat, Height) to IfcGeographicCRS puts
-    # the project origin there; 10 m along +Y (no TrueNorth) is 10 m true north of it, height 2 + 3 m.
+    # the project origin there (in the CRS's AngleUnit, degrees here; the project's is radians); 10 m along +Y
+    # (no TrueNorth) is 10 m true north of it, height 2 + 3 m.
     path = write_ifc(tmp_path / "rigid.ifc", schema="IFC4X3_ADD2", unit="m")
     f = ifcopenshell.open(str(path))
     metre = f.create_entity("IfcSIUnit", UnitType="LENGTHUNIT", Name="METRE")
-    crs = f.create_entity("IfcGeographicCRS", Name="EPSG:4490", HeightUnit=metre)
+    radian = f.create_entity("IfcSIUnit", UnitType="PLANEANGLEUNIT", Name="RADIAN")
+    degree = f.create_entity("IfcConversionBasedUnit", UnitType="PLANEANGLEUNIT", Name="degree",
+                             Dimensions=f.create_entity("IfcDimensionalExponents", 0, 0, 0, 0, 0, 0, 0),
+                             ConversionFactor=f.create_entity("IfcMeasureWithUnit", f.create_entity(
+                                 "IfcPlaneAngleMeasure", math.pi / 180), radian))
+    crs = f.create_entity("IfcGeographicCRS", Name="EPSG:4490", HeightUnit=metre, AngleUnit=degree)
     context = next(c for c in f.by_type("IfcGeometricRepresentationContext") if c.ContextType == "Model")
     f.create_entity("IfcRigidOperation", SourceCRS=context, TargetCRS=crs,
                     FirstCoordinate=f.create_entity("IfcPlaneAngleMeasure", LON),
@@ -426,3 +432,37 @@ def test_rigid_operation_to_a_geographic_crs(tmp_path: Path) -> None:
     e0, n0 = projected(LON, LAT)
     de, dn = grid_step(LON, LAT, 0.0, 10.0)
     np.testing.assert_allclose(to_gk(p, (0, 0, 0), (0, 10, 3)), [(e0, n0, 2.0), (e0 + de, n0 + dn, 5.0)], atol=1e-3)
+
+
+
+def test_bad_map_conversion_values_are_one_line_errors(tmp_path: Path) -> None:
+    path = write_ifc(tmp_path / "axis.ifc", map_conversion=MapConversion(eastings=453000.0, northings=2463000.0,
+                                                                          x_axis=(0.0, 0.0), map_unit="m",
+                                                                          scale=0.001))
+    with pytest.raises(InputError, match="x axis has no direction"):
+        place(path)
+    f = ifcopenshell.open(str(path))
+    f.by_type("IfcMapConversion")[0].TargetCRS = None
+    f.write(str(path))
+    with pytest.raises(InputError, match="has no TargetCRS"):
+        place(path)
+
+
+def test_ifc2x3_text_numbers(tmp_path: Path) -> None:
+    # IFC2X3 property values may be text, with a decimal comma: "453000,5" is 453000.5 m; "abc" is an error.
+    path = write_ifc(tmp_path / "text.ifc", schema="IFC2X3", unit="m",
+                     map_conversion=MapConversion(eastings=453000.5, northings=2463000.0, map_unit="m"))
+    f = ifcopenshell.open(str(path))
+    value = next(v for v in f.by_type("IfcPropertySingleValue") if v.Name == "Eastings")
+    value.NominalValue = f.create_entity("IfcLabel", "453000,5")
+    f.write(str(path))
+    np.testing.assert_allclose(to_gk(place(path), (0, 0, 0)), [(453000.5, 2463000.0, 0.0)], atol=1e-6)
+    value.NominalValue = f.create_entity("IfcLabel", "abc")
+    f.write(str(path))
+    with pytest.raises(InputError, match="Eastings 'abc' is not a number"):
+        place(path)
+
+
+def test_crs_override_must_be_projected(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="need a projected CRS"):
+        place(write_ifc(tmp_path / "plain.ifc"), crs="EPSG:4326")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import ifcopenshell
+import ifcopenshell.guid
 import numpy as np
 import pytest
 
@@ -69,6 +71,38 @@ def test_hierarchy_codes_and_reimport(model, tmp_path):
     assert first.summary["placement"]["rule"] == "IfcMapConversion"
     assert scalar(model, "SELECT summary->'placement'->>'crs' FROM import_batch ORDER BY id DESC LIMIT 1") \
         .startswith("CGCS2000 / 3-degree Gauss-Kruger CM 114E")
+
+
+def test_empty_storey_enumerated_status_and_map_coordinates(model, tmp_path):
+    path = write_ifc(tmp_path / "box.ifc", unit="mm", map_conversion=GK, element_class="IfcWall")
+    f = ifcopenshell.open(str(path))
+    owner = f.by_type("IfcOwnerHistory")[0] if f.by_type("IfcOwnerHistory") else None
+    building, wall = f.by_type("IfcBuilding")[0], f.by_type("IfcWall")[0]
+    origin = f.create_entity("IfcAxis2Placement3D", f.create_entity("IfcCartesianPoint", (0.0, 0.0, 3000.0)))
+    storey = f.create_entity("IfcBuildingStorey", ifcopenshell.guid.new(), owner, "Level 1",
+                             ObjectPlacement=f.create_entity("IfcLocalPlacement", building.ObjectPlacement, origin))
+    f.create_entity("IfcRelAggregates", ifcopenshell.guid.new(), owner, RelatingObject=building,
+                    RelatedObjects=[storey])
+    status = f.create_entity("IfcPropertyEnumeratedValue", "Status", None, [f.create_entity("IfcLabel", "NEW")])
+    pset = f.create_entity("IfcPropertySet", ifcopenshell.guid.new(), owner, "Pset_WallCommon", None, [status])
+    f.create_entity("IfcRelDefinesByProperties", ifcopenshell.guid.new(), owner, None, None, [wall], pset)
+    f.write(str(path))
+    import_ifc(model, path)
+    # the empty storey is its placement origin, in map coordinates: (0, 0, 3 m) → E, N, H + 3
+    assert fetch(model, "SELECT ST_AsText(o.geom), o.base_z, p.kind FROM city_object o JOIN city_object p "
+                        "ON p.code = o.parent_code WHERE o.name = 'Level 1'") \
+        == [("POINT Z (453100 2463100 8)", 8.0, "bim_building")]
+    assert fetch(model, "SELECT status FROM city_object WHERE kind = 'wall'") == [("planned",)]
+
+
+def test_crs_alone_takes_model_coordinates_as_map_coordinates(model, tmp_path):
+    # metre project whose coordinates already are EPSG:4547 map coordinates (no georeferencing in the file)
+    path = write_ifc(tmp_path / "map.ifc", unit="m", element_at=(453200.0, 2463300.0, 4.0))
+    done = run_cim("import", "ifc", str(path), "--crs", "EPSG:4547", model=model)
+    assert done.returncode == 0, done.stderr
+    assert "placed by --crs" in done.stdout
+    assert fetch(model, "SELECT min(ST_X(p.geom)), min(ST_Y(p.geom)), min(ST_Z(p.geom)) FROM city_object, "
+                        "ST_DumpPoints(geom) p WHERE kind = 'proxy'") == [(453200.0, 2463300.0, 4.0)]
 
 
 def test_cli_prints_where_it_landed(model, tmp_path):

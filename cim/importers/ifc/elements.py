@@ -26,9 +26,9 @@ def elements(f: ifcopenshell.file) -> list[ifcopenshell.entity_instance]:
 
 
 def containers(f: ifcopenshell.file) -> list[ifcopenshell.entity_instance]:
-    """The project and its spatial structure elements (sites, buildings, storeys, facilities), spaces aside."""
-    spatial = [e for e in f.by_type("IfcSpatialStructureElement") if not e.is_a("IfcSpace")]
-    return list(f.by_type("IfcProject")) + spatial
+    """The project and its spatial elements (sites, buildings, storeys, facilities, zones), spaces aside."""
+    spatial = "IfcSpatialStructureElement" if f.schema == "IFC2X3" else "IfcSpatialElement"
+    return list(f.by_type("IfcProject")) + [e for e in f.by_type(spatial) if not e.is_a("IfcSpace")]
 
 
 def kind_of(entity: ifcopenshell.entity_instance) -> str:
@@ -45,14 +45,15 @@ def kind_of(entity: ifcopenshell.entity_instance) -> str:
     for ifc_class, kind in IFC_KINDS:
         if entity.is_a(ifc_class):
             return kind
-    if entity.is_a("IfcSpatialElement") or entity.is_a("IfcSpatialStructureElement"):
+    if entity.is_a("IfcSpatialStructureElement"):
         return "bim_building"  # IFC4X3 facilities and facility parts
+    if entity.is_a("IfcSpatialElement"):
+        return "bim_zone"  # IfcSpatialZone, IfcExternalSpatialElement
     return "bim_element"
 
 
 def parent_of(entity: ifcopenshell.entity_instance) -> ifcopenshell.entity_instance | None:
-    """The object that contains an entity: its aggregate (a stair of its flights, a building of its storeys),
-    else its spatial container, else for a space or element nested in another element, that element."""
+    """The object that contains an entity: its aggregate, else its spatial container, else its nest."""
     return (ifcopenshell.util.element.get_aggregate(entity)
             or ifcopenshell.util.element.get_container(entity)
             or ifcopenshell.util.element.get_nest(entity))
@@ -96,8 +97,10 @@ def entity_data(entity: ifcopenshell.entity_instance) -> EntityData:
     """Class, names, type, storey, materials, property and quantity sets of one entity."""
     parent = parent_of(entity)
     element_type = ifcopenshell.util.element.get_type(entity)
-    psets = plain(ifcopenshell.util.element.get_psets(entity, psets_only=True))
-    qtos = plain(ifcopenshell.util.element.get_psets(entity, qtos_only=True))
+    psets, qtos = {}, {}
+    for name, values in ifcopenshell.util.element.get_psets(entity).items():
+        quantities = entity.file.by_id(values["id"]).is_a("IfcElementQuantity")
+        (qtos if quantities else psets)[name] = plain(values)
     attrs = {
         "ifc_class": entity.is_a(),
         "global_id": entity.GlobalId,
@@ -114,12 +117,18 @@ def entity_data(entity: ifcopenshell.entity_instance) -> EntityData:
     }
     if entity.is_a("IfcBuildingStorey"):
         attrs["elevation"] = entity.Elevation
-    status = next((STATUS[v.upper()] for p in psets.values() if isinstance(p, dict)
-                   for k, v in p.items() if k == "Status" and isinstance(v, str) and v.upper() in STATUS),
-                  "existing")
+    status = next((STATUS[v] for v in (_word(p.get("Status")) for p in psets.values() if isinstance(p, dict))
+                   if v in STATUS), "existing")
     return EntityData(entity.GlobalId, kind_of(entity), entity.Name,
                       parent.GlobalId if parent is not None and hasattr(parent, "GlobalId") else None,
                       {k: v for k, v in attrs.items() if v not in (None, [], {}, "")}, status)
+
+
+def _word(value: object) -> str | None:
+    """An enumerated property's value (IFC4 gives a list), upper case."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return value.upper() if isinstance(value, str) else None
 
 
 def _storey_name(entity: ifcopenshell.entity_instance) -> str | None:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 import ifcopenshell
 import ifcopenshell.geom
 import numpy as np
+import shapely
+
+from cim.importers.polyhedral import polyhedral_ewkb
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Meshes:
 
 
 def iterator_settings() -> ifcopenshell.geom.settings:
+    """Settings of the import's iterator: local coordinates, welded vertices, no normals."""
     settings = ifcopenshell.geom.settings()
     # Local coordinates + the placement matrix: the matrix is applied below with numpy, which is faster
     # than ifcopenshell's world-coordinate mode and keeps full float64 precision.
@@ -78,3 +82,20 @@ def tin_ewkb(vertices: np.ndarray, triangles: np.ndarray, srid: int) -> str:
     head = np.array([(1, _TIN | _Z | _SRID, srid, len(triangles))],
                     dtype=[("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("n", "<u4")])
     return (head.tobytes() + body.tobytes()).hex()
+
+
+# The six faces of a box, outward, as indices into its corners numbered by (x, y, z) bits.
+_BOX_FACES = ((0, 2, 3, 1), (4, 5, 7, 6), (0, 1, 5, 4), (2, 6, 7, 3), (1, 3, 7, 5), (0, 4, 6, 2))
+_CORNER_BITS = np.array([[i & 1, (i >> 1) & 1, (i >> 2) & 1] for i in range(8)], dtype=bool)
+
+
+def box_ewkb(lo: np.ndarray, hi: np.ndarray, srid: int) -> str:
+    """A closed axis-aligned box as a PolyhedralSurfaceZ (the extent of a storey, building or site)."""
+    corners = np.where(_CORNER_BITS, hi, lo)
+    return polyhedral_ewkb([[corners[list(face)]] for face in _BOX_FACES], srid)
+
+
+def point_ewkb(xyz: np.ndarray, srid: int) -> str:
+    """Hex EWKB of a PointZ."""
+    return shapely.to_wkb(shapely.set_srid(shapely.Point(xyz), srid), hex=True, output_dimension=3,
+                          include_srid=True)

@@ -94,7 +94,8 @@ class Placement:
         return np.column_stack([e / unit, n / unit, (h + local[:, 2]) / height_factor(target)])
 
     def landed(self) -> dict:
-        """Where the project origin lands: lon, lat, height, source CRS, rotation, rule."""
+        """Where the rule's reference point lands (the engineering origin, or the site origin for an IfcSite
+        reference): lon, lat, height, source CRS, rotation, rule."""
         if self.geodetic:
             lon, lat, h = self.origin
             rotation = math.degrees(self.angle) + 0.0
@@ -123,22 +124,23 @@ def parse_map_crs(name: str | None) -> CRS | None:
     """The CRS an IfcProjectedCRS names ('EPSG:4547', 'urn:ogc:def:crs:EPSG::4547', a WKT or a PROJ name)."""
     if not name or not name.strip():
         return None
-    match = re.search(r"EPSG\D{0,8}(\d{4,6})\b", name, flags=re.IGNORECASE)
+    text = name.strip()
+    match = re.search(r"EPSG\D{0,8}(\d{4,6})\b", text, flags=re.IGNORECASE)
     try:
-        return CRS.from_epsg(int(match.group(1))) if match else CRS.from_user_input(name.strip())
+        if match and not re.match(r"(PROJ|GEOG|COMPD|GEOD|BOUND)\w*\[", text, flags=re.IGNORECASE):
+            return CRS.from_epsg(int(match.group(1)))
+        return CRS.from_user_input(text)  # WKT, whose first EPSG is its ellipsoid or base CRS, or a name
     except CRSError:
         return None
 
 
 def horizontal_scale(scale: float | None, project_unit: float, map_unit: float) -> tuple[float, str]:
-    """Local metres → map metres for an IfcMapConversion Scale, and which reading of Scale gave it.
-
-    The schemas disagree on what Scale means when the project and map units differ. Each reading is
-    tried in turn; the first that keeps lengths within 1 % (all a real projection can do) wins:
-    IFC4 and IFC4.3 after PR #962: Scale converts project units into map units (mm → m: 0.001);
-    IFC4.3 before it: units follow from their definitions and Scale is the grid scale factor only;
-    the buildingSMART 4.3 sample: Scale given as project units per map unit (mm → m: 1000).
-    """
+    """Local metres → map metres for an IfcMapConversion Scale, and which reading of Scale gave it."""
+    # The schemas disagree on what Scale means when the project and map units differ. Each reading is tried in
+    # turn; the first that keeps lengths within 1 % (all a real projection can do) wins. IFC4, and IFC4.3 after
+    # PR #962: Scale converts project units into map units (mm → m: 0.001). IFC4.3 before it: units follow
+    # from their definitions and Scale is the grid scale factor only. The buildingSMART 4.3 sample: Scale
+    # given as project units per map unit (mm → m: 1000).
     s = 1.0 if scale is None else float(scale)
     u = project_unit / map_unit  # what a unit-converting Scale must be
     readings = [
@@ -149,7 +151,8 @@ def horizontal_scale(scale: float | None, project_unit: float, map_unit: float) 
     for factor, why in readings:
         if PLAUSIBLE_SCALE[0] <= factor <= PLAUSIBLE_SCALE[1]:
             agreed = abs(u - 1.0) < 1e-12 and abs(s - 1.0) < 1e-12
-            return factor, "" if agreed else f"Scale {s:g}: {why}"
+            given = "Scale omitted" if scale is None else f"Scale {s:g}"
+            return factor, "" if agreed else f"{given}: {why}"
     raise ValueError(
         f"IfcMapConversion Scale {s:g} fits neither the project unit ({project_unit:g} m) and map unit "
         f"({map_unit:g} m) nor a grid scale factor"
@@ -167,13 +170,30 @@ def _unit_of(unit: ifcopenshell.entity_instance | None) -> float | None:
     return None if unit is None else float(ifcopenshell.util.unit.get_unit_scale(unit))
 
 
+def _check_lonlat(path: Path, lon: float, lat: float, what: str) -> None:
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InputError(path, f"{what}: longitude {lon} / latitude {lat} out of range")
+
+
+def _number(path: Path, name: str, value: object) -> float | None:
+    """A number from an IFC attribute or (IFC2X3) a property value, which may be text."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(str(value).replace(",", ".")) if isinstance(value, str) else float(value)
+    except ValueError:
+        raise InputError(path, f"map conversion {name} {value!r} is not a number") from None
+
 
 def _resolve_crs(path: Path, name: str | None, override: str | None) -> tuple[CRS, str]:
     if override:
         try:
-            return CRS.from_user_input(override), f"CRS from --crs {override}"
+            crs = CRS.from_user_input(override)
         except CRSError:
             raise InputError(path, f"unknown CRS {override!r} (--crs)") from None
+        if not horizontal(crs).is_projected:
+            raise InputError(path, f"--crs {override}: map coordinates need a projected CRS")
+        return crs, f"CRS from --crs {override}"
     crs = parse_map_crs(name)
     if crs is None:
         why = f"IfcProjectedCRS {name!r} is not a CRS pyproj knows" if name else "the IfcProjectedCRS has no name"
@@ -188,19 +208,25 @@ def _map_rule(path: Path, rule: str, project_unit: float, crs_name: str | None, 
     crs, crs_note = _resolve_crs(path, crs_name, override)
     # Without a MapUnit the map values are in the project's length unit (IFC4.3 documentation, issue #5).
     mu = map_unit or project_unit
+    number = {k: _number(path, k, values.get(k)) for k in (
+        "Scale", "XAxisAbscissa", "XAxisOrdinate", "Eastings", "Northings", "OrthogonalHeight")}
     try:
-        scale, scale_note = horizontal_scale(values.get("Scale"), project_unit, mu)
+        scale, scale_note = horizontal_scale(number["Scale"], project_unit, mu)
     except ValueError as exc:
         raise InputError(path, str(exc)) from None
-    abscissa, ordinate = values.get("XAxisAbscissa"), values.get("XAxisOrdinate")
-    angle = 0.0 if abscissa is None or ordinate is None else math.atan2(float(ordinate), float(abscissa))
-    origin = tuple(float(values.get(k) or 0.0) * mu for k in ("Eastings", "Northings", "OrthogonalHeight"))
+    abscissa, ordinate = number["XAxisAbscissa"], number["XAxisOrdinate"]
+    angle = 0.0
+    if abscissa is not None and ordinate is not None:
+        if abscissa == 0 and ordinate == 0:
+            raise InputError(path, f"{rule}: XAxisAbscissa and XAxisOrdinate are both 0: the x axis has no direction")
+        angle = math.atan2(ordinate, abscissa)
+    origin = tuple((number[k] or 0.0) * mu for k in ("Eastings", "Northings", "OrthogonalHeight"))
     note = "; ".join(n for n in (scale_note, crs_note) if n)
     return Placement(rule, note, crs, origin, angle, scale)
 
 
-def _map_conversion(f: ifcopenshell.file, path: Path, project_unit: float, override: str | None
-                    ) -> Placement | None:
+def _map_conversion(f: ifcopenshell.file, path: Path, project_unit: float, override: str | None,
+                    rotation: float | None) -> Placement | None:
     if f.schema == "IFC2X3":
         return _pset_map_conversion(f, path, project_unit, override)
     conversions = [c for c in f.by_type("IfcCoordinateOperation")
@@ -210,8 +236,10 @@ def _map_conversion(f: ifcopenshell.file, path: Path, project_unit: float, overr
     context = _model_context(f)
     conversion = next((c for c in conversions if c.SourceCRS == context), conversions[0])
     target = conversion.TargetCRS
-    if target is not None and target.is_a("IfcGeographicCRS"):
-        return _geographic_origin(f, path, conversion, project_unit)
+    if target is None:
+        raise InputError(path, f"{conversion.is_a()} #{conversion.id()} has no TargetCRS")
+    if target.is_a("IfcGeographicCRS"):
+        return _geographic_origin(f, path, conversion, project_unit, rotation)
     if conversion.is_a("IfcRigidOperation"):  # IFC4X3: a shift only
         values = {"Eastings": _measure(conversion.FirstCoordinate), "Northings": _measure(conversion.SecondCoordinate),
                   "OrthogonalHeight": conversion.Height}
@@ -225,17 +253,18 @@ def _map_conversion(f: ifcopenshell.file, path: Path, project_unit: float, overr
 
 
 def _geographic_origin(f: ifcopenshell.file, path: Path, conversion: ifcopenshell.entity_instance,
-                       project_unit: float) -> Placement:
+                       project_unit: float, rotation: float | None) -> Placement:
     """IFC4X3 IfcRigidOperation to an IfcGeographicCRS: the project origin at a longitude and latitude."""
     if not conversion.is_a("IfcRigidOperation"):
         raise InputError(path, f"{conversion.is_a()} #{conversion.id()} targets a geographic CRS; a map conversion "
                                "needs an IfcProjectedCRS")
     target = conversion.TargetCRS
-    lon, lat = _measure(conversion.FirstCoordinate), _measure(conversion.SecondCoordinate)
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise InputError(path, f"IfcRigidOperation #{conversion.id()}: longitude {lon} / latitude {lat} out of range")
+    # angles in the CRS's AngleUnit, else the project's plane angle unit (radians per unit either way)
+    radians = _unit_of(target.AngleUnit) or float(ifcopenshell.util.unit.calculate_unit_scale(f, "PLANEANGLEUNIT"))
+    lon, lat = (math.degrees(_measure(v) * radians) for v in (conversion.FirstCoordinate, conversion.SecondCoordinate))
+    _check_lonlat(path, lon, lat, f"IfcRigidOperation #{conversion.id()}")
     height_unit = _unit_of(getattr(target, "HeightUnit", None)) or project_unit
-    azimuth, note = _azimuth(f, None)
+    azimuth, note = _azimuth(f, rotation)
     return Placement("IfcRigidOperation", f"{target.Name}; {note}", None,
                      (lon, lat, float(conversion.Height or 0.0) * height_unit), azimuth)
 
@@ -296,8 +325,7 @@ def _site_reference(f: ifcopenshell.file, path: Path, project_unit: float, rotat
             lon = ifcopenshell.util.geolocation.dms2dd(*site.RefLongitude)
         except (AssertionError, TypeError):
             raise InputError(path, f"IfcSite #{site.id()}: RefLatitude/RefLongitude mix signs") from None
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise InputError(path, f"IfcSite #{site.id()}: RefLatitude {lat} / RefLongitude {lon} out of range")
+        _check_lonlat(path, lon, lat, f"IfcSite #{site.id()} RefLongitude/RefLatitude")
         height = float(site.RefElevation or 0.0) * project_unit
         offset = (0.0, 0.0, 0.0)
         if site.ObjectPlacement is not None:
@@ -333,7 +361,8 @@ def locate(f: ifcopenshell.file, path: Path, *, anchor: tuple[float, float, floa
     project_unit = float(ifcopenshell.util.unit.calculate_unit_scale(f))
     frame = _engineering_frame(f, project_unit)
     if not ignore_georef:
-        placement = _map_conversion(f, path, project_unit, crs) or _site_reference(f, path, project_unit, rotation)
+        placement = (_map_conversion(f, path, project_unit, crs, rotation)
+                     or _site_reference(f, path, project_unit, rotation))
         if placement is not None:
             if frame is not None and placement.geodetic:  # the site origin is a world point: move it too
                 offset = frame[:3, :3] @ np.asarray(placement.offset) + frame[:3, 3]
@@ -341,12 +370,21 @@ def locate(f: ifcopenshell.file, path: Path, *, anchor: tuple[float, float, floa
             return replace(placement, frame=frame)
     if anchor is not None:
         lon, lat, h = anchor
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise InputError(path, f"--anchor {lon},{lat},{h}: longitude/latitude out of range")
+        _check_lonlat(path, lon, lat, "--anchor")
         azimuth, note = _azimuth(f, rotation)
         return Placement("--anchor", note, None, (lon, lat, h), azimuth, frame=frame)
     if crs is not None:
         flat, _ = _resolve_crs(path, None, crs)
-        return Placement("--crs", "model coordinates are map coordinates", flat, (0.0, 0.0, 0.0), 0.0)
+        return Placement("--crs", "model coordinates are map coordinates", flat, (0.0, 0.0, 0.0), 0.0, frame=frame)
     raise InputError(path, "model is not georeferenced; pass --anchor LON,LAT,H (and --rotation DEG), or --crs "
                            "EPSG:… when its coordinates already are map coordinates")
+
+
+def check_area(path: Path, crs: CRS, lon: float, lat: float, rule: str, margin: float = 0.5) -> None:
+    """Refuse a model that lands outside the storage CRS's area of use: wrong georeferencing or wrong model."""
+    area = crs.area_of_use
+    if area is None or area.west > area.east:
+        return
+    if not (area.west - margin <= lon <= area.east + margin and area.south - margin <= lat <= area.north + margin):
+        raise InputError(path, f"the model lands at lon {lon:.5f} lat {lat:.5f} (placed by {rule}), outside the "
+                               f"area of use of {crs.name} ({area.west}..{area.east}°E, {area.south}..{area.north}°N)")

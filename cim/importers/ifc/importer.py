@@ -9,21 +9,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ifcopenshell
+import ifcopenshell.util.element
 import ifcopenshell.util.placement
 import ifcopenshell.util.unit
 import numpy as np
 import pandas as pd
 import psycopg
-import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
+from cim.crs import horizontal
 from cim.importers.common import progress_bar
 from cim.importers.errors import InputError
 from cim.importers.ifc.elements import EntityData, containers, elements, entity_data
-from cim.importers.ifc.geometry import Meshes, tin_ewkb, triangulate
-from cim.importers.ifc.georef import Placement, locate
+from cim.importers.ifc.geometry import Meshes, box_ewkb, point_ewkb, tin_ewkb, triangulate
+from cim.importers.ifc.georef import WGS84, Placement, check_area, locate
 from cim.importers.ifc.reader import open_ifc
-from cim.importers.polyhedral import polyhedral_ewkb
 from cim.model.store import Batch, Model, WriteResult, write_objects
 
 LOD_BIM = 4  # component level: the most detailed shape the model holds of a building
@@ -31,25 +31,11 @@ LOD_BIM = 4  # component level: the most detailed shape the model holds of a bui
 
 @dataclass
 class IfcImport:
+    """What one IFC import wrote, its summary, and where the model was placed."""
+
     result: WriteResult
     summary: dict
     placement: Placement
-
-
-# The six faces of a box, outward, as indices into its corners numbered by (x, y, z) bits.
-_BOX_FACES = ((0, 2, 3, 1), (4, 5, 7, 6), (0, 1, 5, 4), (2, 6, 7, 3), (1, 3, 7, 5), (0, 4, 6, 2))
-
-
-def box_ewkb(lo: np.ndarray, hi: np.ndarray, srid: int) -> str:
-    """A closed axis-aligned box as a PolyhedralSurfaceZ (the extent of a storey, building or site)."""
-    bits = np.array([[i & 1, (i >> 1) & 1, (i >> 2) & 1] for i in range(8)], dtype=bool)
-    corners = np.where(bits, hi, lo)
-    return polyhedral_ewkb([[corners[list(face)]] for face in _BOX_FACES], srid)
-
-
-def _point_ewkb(xyz: np.ndarray, srid: int) -> str:
-    return shapely.to_wkb(shapely.set_srid(shapely.points(xyz), srid), hex=True, output_dimension=3,
-                          include_srid=True)
 
 
 def _extents(meshes: Meshes, world: np.ndarray, data: dict[str, EntityData]) -> dict[str, tuple]:
@@ -67,25 +53,9 @@ def _extents(meshes: Meshes, world: np.ndarray, data: dict[str, EntityData]) -> 
     return extents
 
 
-def check_area(path: Path, placement: Placement, crs: CRS, margin: float = 0.5) -> None:
-    """Refuse a model that lands outside the storage CRS's area of use: its georeferencing is wrong, or it
-    belongs in another model."""
-    area = crs.area_of_use
-    if area is None or area.west > area.east:
-        return
-    where = placement.landed()
-    lon, lat = where["lon"], where["lat"]
-    if not (area.west - margin <= lon <= area.east + margin and area.south - margin <= lat <= area.north + margin):
-        raise InputError(path, f"the model lands at lon {lon:.5f} lat {lat:.5f} (placed by {placement.rule}), "
-                               f"outside the area of use of {crs.name} ({area.west}..{area.east}°E, "
-                               f"{area.south}..{area.north}°N)")
-
-
-def _origin_of(entity: ifcopenshell.entity_instance, unit: float) -> np.ndarray:
-    placement = getattr(entity, "ObjectPlacement", None)
-    if placement is None:
-        return np.zeros((1, 3))
-    return ifcopenshell.util.placement.get_local_placement(placement)[:3, 3].reshape(1, 3) * unit
+def _centre_lonlat(world: np.ndarray, crs: CRS) -> tuple[float, float]:
+    centre = (world.min(axis=0) + world.max(axis=0)) / 2
+    return Transformer.from_crs(horizontal(crs), WGS84, always_xy=True).transform(centre[0], centre[1])
 
 
 def _building_code(conn: psycopg.Connection, path: Path, wanted: str, explicit: bool) -> tuple[str | None, str]:
@@ -103,25 +73,32 @@ def _building_code(conn: psycopg.Connection, path: Path, wanted: str, explicit: 
 
 def _building_id(f: ifcopenshell.file) -> str | None:
     for building in f.by_type("IfcBuilding"):
-        psets = ifcopenshell.util.element.get_psets(building)
-        value = (psets.get("Pset_BuildingCommon") or {}).get("BuildingID")
+        value = ifcopenshell.util.element.get_pset(building, "Pset_BuildingCommon", "BuildingID")
         if value:
             return str(value)
     return None
 
 
-def build_records(f: ifcopenshell.file, path: Path, meshes: Meshes, world: np.ndarray,
-                  data: dict[str, EntityData], srid: int) -> tuple[pd.DataFrame, Counter]:
-    """One record per element with a mesh, per container or mesh-less element holding meshes (its box)."""
+def _kept_parent(guid: str | None, data: dict[str, EntityData], kept: set[str]) -> str | None:
+    """The nearest container of an object that is itself imported (a skipped one is passed over)."""
+    seen = set()
+    while guid is not None and guid not in kept and guid not in seen:
+        seen.add(guid)
+        guid = data[guid].parent if guid in data else None
+    return guid if guid in kept else None
+
+
+def build_records(f: ifcopenshell.file, meshes: Meshes, world: np.ndarray, data: dict[str, EntityData],
+                  placement: Placement, crs: CRS, project_unit: float) -> tuple[pd.DataFrame, Counter]:
+    """One record per element with a mesh (its TIN), per container or mesh-less element holding meshes (their
+    box), and per empty container (its placement origin); the rest are counted as skipped."""
     extents = _extents(meshes, world, data)
-    unit = float(ifcopenshell.util.unit.calculate_unit_scale(f))
+    mesh_of = {guid: i for i, guid in enumerate(meshes.guids)}
+    srid = crs.to_epsg()
     rows, skipped = [], Counter()
-    has_mesh = {}
-    for i, guid in enumerate(meshes.guids):
-        has_mesh[guid] = i
     for guid, item in data.items():
-        if guid in has_mesh:
-            i = has_mesh[guid]
+        if guid in mesh_of:
+            i = mesh_of[guid]
             v0, v1 = meshes.vertex_offsets[i], meshes.vertex_offsets[i + 1]
             t0, t1 = meshes.triangle_offsets[i], meshes.triangle_offsets[i + 1]
             geom, lod = tin_ewkb(world[v0:v1], meshes.triangles[t0:t1], srid), LOD_BIM
@@ -129,11 +106,12 @@ def build_records(f: ifcopenshell.file, path: Path, meshes: Meshes, world: np.nd
         elif guid in extents:
             lo, hi = extents[guid]
             geom, lod = box_ewkb(lo, hi, srid), None
-        elif item.kind.startswith("bim_") and item.kind != "bim_element":
-            entity = f.by_guid(guid)
-            xyz = _origin_of(entity, unit)
-            lo = hi = xyz[0]
-            geom, lod = _point_ewkb(xyz, srid)[0], None
+        elif item.kind.startswith("bim_") and item.kind != "bim_element":  # an empty storey, site, …
+            entity_placement = getattr(f.by_guid(guid), "ObjectPlacement", None)
+            local = np.zeros((1, 3)) if entity_placement is None else \
+                ifcopenshell.util.placement.get_local_placement(entity_placement)[:3, 3].reshape(1, 3) * project_unit
+            lo = hi = placement.to_crs(local, crs)[0]
+            geom, lod = point_ewkb(lo, srid), None
         else:
             skipped[f"{item.attributes['ifc_class']} without body geometry"] += 1
             continue
@@ -143,6 +121,8 @@ def build_records(f: ifcopenshell.file, path: Path, meshes: Meshes, world: np.nd
             "lod": lod, "status": item.status, "valid_from": None, "valid_to": None, "parent_key": item.parent,
         })
     frame = pd.DataFrame(rows)
+    kept = set(frame["source_key"])
+    frame["parent_key"] = [_kept_parent(p, data, kept) for p in frame["parent_key"]]
     frame["lod"] = frame["lod"].astype("Int64")
     return frame, skipped
 
@@ -154,7 +134,9 @@ def import_ifc(model: Model, path: Path, layer: str = "bim", anchor: tuple[float
     path = Path(path)
     f = open_ifc(path)
     placement = locate(f, path, anchor=anchor, rotation=rotation, crs=crs, ignore_georef=ignore_georef)
-    check_area(path, placement, model.crs)
+    landed = placement.landed()
+    if placement.rule != "--crs":  # there the origin is the map CRS's own, not the model's
+        check_area(path, model.crs, landed["lon"], landed["lat"], placement.rule)
     link: dict = {}
     wanted, explicit = (building_code, True) if building_code else (_building_id(f), False)
     if wanted:  # before the long work, so that a wrong --building-code fails at once
@@ -164,29 +146,32 @@ def import_ifc(model: Model, path: Path, layer: str = "bim", anchor: tuple[float
     entities = elements(f)
     if not entities:
         raise InputError(path, "no IfcElement or IfcSpace to import")
+    ifcopenshell.get_log()
     with progress_bar(f"triangulating {path.name}", len(entities)) as advance:
         meshes = triangulate(f, entities, advance, cores)
+    failures = [line for line in ifcopenshell.get_log().splitlines() if "[error]" in line]
     if not meshes.guids:
         raise InputError(path, "no element has a body geometry ifcopenshell can triangulate")
     try:
         world = placement.to_crs(meshes.vertices, model.crs)
     except ValueError as exc:
         raise InputError(path, str(exc)) from None
+    check_area(path, model.crs, *_centre_lonlat(world, model.crs), placement.rule)
 
     data: dict[str, EntityData] = {}
     for entity in containers(f) + entities:
         if entity.GlobalId in data:
             raise InputError(path, f"GlobalId {entity.GlobalId} is used twice", f"#{entity.id()}")
         data[entity.GlobalId] = entity_data(entity)
-    records, skipped = build_records(f, path, meshes, world, data, model.info.srid)
-
-    landed = placement.landed()
+    project_unit = float(ifcopenshell.util.unit.calculate_unit_scale(f))
+    records, skipped = build_records(f, meshes, world, data, placement, model.crs, project_unit)
     summary = {
-        "schema": f.schema_identifier, "placement": landed,
-        "project_unit_m": float(ifcopenshell.util.unit.calculate_unit_scale(f)),
+        "schema": f.schema_identifier, "placement": landed, "project_unit_m": project_unit,
         "kinds": dict(Counter(records["kind"]).most_common()), "skipped": dict(skipped),
-        "triangles": int(len(meshes.triangles)), **link,
+        "triangles": int(len(meshes.triangles)), "geometry_errors": len(failures), **link,
     }
+    if failures:
+        summary["first_geometry_error"] = failures[0]
     if link.get("building_code"):
         for attrs, kind in zip(records["attributes"], records["kind"], strict=True):
             if kind == "bim_building":

@@ -10,7 +10,7 @@ import ifcopenshell
 from cim.importers.common import check_source
 from cim.importers.errors import InputError
 
-SUPPORTED_SCHEMAS = ("IFC2X3", "IFC4", "IFC4X3_ADD2")
+SUPPORTED_SCHEMAS = ("IFC2X3", "IFC4", "IFC4X3", "IFC4X3_ADD2")
 _SCHEMA = re.compile(rb"FILE_SCHEMA\s*\(\s*\(\s*'([^']*)'", re.IGNORECASE)
 _ERROR = re.compile(r"\[error\](?: \[[^\]]*\])* (.*?)(?: at offset (\d+))?$")
 
@@ -38,8 +38,9 @@ def open_ifc(path: Path) -> ifcopenshell.file:
     if match is None:
         raise InputError(path, "not an IFC file (no FILE_SCHEMA in the header)")
     schema = match.group(1).decode("ascii", "replace").upper()
-    if schema not in SUPPORTED_SCHEMAS and schema != "IFC4X3":
-        raise InputError(path, f"unsupported IFC schema {schema} (supported: {', '.join(SUPPORTED_SCHEMAS)})")
+    unsupported = f"unsupported IFC schema {schema} (supported: {', '.join(SUPPORTED_SCHEMAS)})"
+    if schema not in SUPPORTED_SCHEMAS:
+        raise InputError(path, unsupported)
     # A cut-off file parses "fine" into whatever came before the cut, so insist on the STEP trailer.
     if not re.search(rb"END-ISO-10303-21;\s*(/\*.*\*/\s*)*$", _tail(path), re.DOTALL):
         raise InputError(path, "truncated file (it does not end with END-ISO-10303-21;)")
@@ -47,8 +48,7 @@ def open_ifc(path: Path) -> ifcopenshell.file:
     try:
         f = ifcopenshell.open(str(path))
     except ifcopenshell.SchemaError:
-        raise InputError(path, f"unsupported IFC schema {schema} (supported: {', '.join(SUPPORTED_SCHEMAS)})") \
-            from None
+        raise InputError(path, unsupported) from None
     except (ifcopenshell.Error, RuntimeError, OSError) as exc:
         raise InputError(path, f"cannot parse the IFC file: {exc}") from None
     errors = [line for line in ifcopenshell.get_log().splitlines() if "[error]" in line]
