@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import ifcopenshell
 import ifcopenshell.util.element
+import ifcopenshell.util.unit
 
 from cim.model.kinds import IFC_KINDS, IFC_SPATIAL_KINDS
 
@@ -115,8 +116,8 @@ def entity_data(entity: ifcopenshell.entity_instance) -> EntityData:
         "psets": psets,
         "qtos": qtos,
     }
-    if entity.is_a("IfcBuildingStorey"):
-        attrs["elevation"] = entity.Elevation
+    if entity.is_a("IfcBuildingStorey") and entity.Elevation is not None:  # metres above the project's zero
+        attrs["elevation_m"] = entity.Elevation * ifcopenshell.util.unit.calculate_unit_scale(entity.file)
     status = next((STATUS[v] for v in (_word(p.get("Status")) for p in psets.values() if isinstance(p, dict))
                    if v in STATUS), "existing")
     return EntityData(entity.GlobalId, kind_of(entity), entity.Name,
