@@ -27,6 +27,8 @@ STATUS_WORDS = {
     "existing": "existing", "built": "existing", "现状": "existing", "planned": "planned", "规划": "planned",
     "under_construction": "under_construction", "construction": "under_construction", "在建": "under_construction",
     "demolished": "demolished", "拆除": "demolished",
+    # IFC's Pset_*Common.Status words
+    "new": "planned", "demolish": "demolished", "temporary": "existing",
 }
 
 

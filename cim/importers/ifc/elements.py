@@ -10,6 +10,7 @@ import ifcopenshell
 import ifcopenshell.util.element
 import ifcopenshell.util.unit
 
+from cim.importers.mapping import STATUS_WORDS
 from cim.model.kinds import IFC_KINDS, IFC_SPATIAL_KINDS
 
 # Not objects of their own: openings and additions are cut from or merged into their host; virtual
@@ -17,7 +18,6 @@ from cim.model.kinds import IFC_KINDS, IFC_SPATIAL_KINDS
 SKIPPED_CLASSES = ("IfcFeatureElement", "IfcVirtualElement")
 _GENERIC_FLOW = {"IfcFlowSegment": "segment", "IfcFlowFitting": "fitting"}
 _FLOW_MEDIA = (("IfcPipe", "pipe"), ("IfcDuct", "duct"), ("IfcCable", "cable"))
-STATUS = {"NEW": "planned", "EXISTING": "existing", "DEMOLISH": "demolished", "TEMPORARY": "existing"}
 
 
 def elements(f: ifcopenshell.file) -> list[ifcopenshell.entity_instance]:
@@ -118,18 +118,18 @@ def entity_data(entity: ifcopenshell.entity_instance) -> EntityData:
     }
     if entity.is_a("IfcBuildingStorey") and entity.Elevation is not None:  # metres above the project's zero
         attrs["elevation_m"] = entity.Elevation * ifcopenshell.util.unit.calculate_unit_scale(entity.file)
-    status = next((STATUS[v] for v in (_word(p.get("Status")) for p in psets.values() if isinstance(p, dict))
-                   if v in STATUS), "existing")
+    status = next((STATUS_WORDS[v] for v in (_word(p.get("Status")) for p in psets.values() if isinstance(p, dict))
+                   if v in STATUS_WORDS), "existing")
     return EntityData(entity.GlobalId, kind_of(entity), entity.Name,
                       parent.GlobalId if parent is not None and hasattr(parent, "GlobalId") else None,
                       {k: v for k, v in attrs.items() if v not in (None, [], {}, "")}, status)
 
 
 def _word(value: object) -> str | None:
-    """An enumerated property's value (IFC4 gives a list), upper case."""
+    """An enumerated property's value (IFC4 gives a list), lower case."""
     if isinstance(value, list):
         value = value[0] if value else None
-    return value.upper() if isinstance(value, str) else None
+    return value.lower() if isinstance(value, str) else None
 
 
 def _storey_name(entity: ifcopenshell.entity_instance) -> str | None:

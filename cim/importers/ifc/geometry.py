@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import ifcopenshell
 import ifcopenshell.geom
 import numpy as np
-import shapely
 
 from cim.importers.polyhedral import polyhedral_ewkb
 
@@ -93,9 +92,3 @@ def box_ewkb(lo: np.ndarray, hi: np.ndarray, srid: int) -> str:
     """A closed axis-aligned box as a PolyhedralSurfaceZ (the extent of a storey, building or site)."""
     corners = np.where(_CORNER_BITS, hi, lo)
     return polyhedral_ewkb([[corners[list(face)]] for face in _BOX_FACES], srid)
-
-
-def point_ewkb(xyz: np.ndarray, srid: int) -> str:
-    """Hex EWKB of a PointZ."""
-    return shapely.to_wkb(shapely.set_srid(shapely.Point(xyz), srid), hex=True, output_dimension=3,
-                          include_srid=True)

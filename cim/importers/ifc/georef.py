@@ -26,6 +26,7 @@ from pyproj import CRS, Geod, Transformer
 from pyproj.exceptions import CRSError
 
 from cim.crs import height_factor, horizontal, xyz_transformer
+from cim.importers.common import parse_crs
 from cim.importers.errors import InputError
 
 WGS84 = CRS.from_epsg(4326)
@@ -64,7 +65,7 @@ class Placement:
         n = self.origin[1] + self.scale * (s * local[:, 0] + c * local[:, 1])
         h = self.origin[2] + local[:, 2]
         flat = horizontal(self.crs)
-        unit = flat.axis_info[0].unit_conversion_factor
+        unit = _metres_per_unit(flat)
         coords = np.column_stack([e / unit, n / unit, h / height_factor(self.crs)])
         fn = xyz_transformer(self.crs, target)
         out = coords if fn is None else fn(coords)
@@ -83,7 +84,7 @@ class Placement:
         if not np.isfinite(x).all() or not np.isfinite(y).all():
             raise ValueError(f"lon {lon:.6f} lat {lat:.6f} is outside the area of use of {flat.name}")
         ground = Geod(ellps="WGS84").inv(lon, lat, lon, lat + dlat)[2]
-        unit = flat.axis_info[0].unit_conversion_factor
+        unit = _metres_per_unit(flat)
         grid = math.hypot(x[1] - x[0], y[1] - y[0]) * unit
         north_azimuth = math.atan2(x[1] - x[0], y[1] - y[0])  # true north, clockwise from grid north
         turn = self.angle + north_azimuth  # clockwise turn of local axes onto the grid
@@ -102,7 +103,7 @@ class Placement:
             crs_name = "WGS 84 (lon/lat)"
         else:
             flat = horizontal(self.crs)
-            unit = flat.axis_info[0].unit_conversion_factor
+            unit = _metres_per_unit(flat)
             lon, lat = Transformer.from_crs(flat, WGS84, always_xy=True).transform(
                 self.origin[0] / unit, self.origin[1] / unit)
             h = self.origin[2]
@@ -118,6 +119,10 @@ class Placement:
                 f"{d['crs']}; rotation {d['rotation_deg']:.4f}° (project +Y from {north} north, clockwise); "
                 f"placed by {d['rule']}")
         return text + (f" ({d['note']})" if d["note"] else "")
+
+
+def _metres_per_unit(crs: CRS) -> float:
+    return crs.axis_info[0].unit_conversion_factor
 
 
 def parse_map_crs(name: str | None) -> CRS | None:
@@ -187,10 +192,7 @@ def _number(path: Path, name: str, value: object) -> float | None:
 
 def _resolve_crs(path: Path, name: str | None, override: str | None) -> tuple[CRS, str]:
     if override:
-        try:
-            crs = CRS.from_user_input(override)
-        except CRSError:
-            raise InputError(path, f"unknown CRS {override!r} (--crs)") from None
+        crs = parse_crs(path, override)
         if not horizontal(crs).is_projected:
             raise InputError(path, f"--crs {override}: map coordinates need a projected CRS")
         return crs, f"CRS from --crs {override}"

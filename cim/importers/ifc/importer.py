@@ -15,13 +15,14 @@ import ifcopenshell.util.unit
 import numpy as np
 import pandas as pd
 import psycopg
+import shapely
 from pyproj import CRS, Transformer
 
 from cim.crs import horizontal
-from cim.importers.common import progress_bar
+from cim.importers.common import ewkb_hex, progress_bar
 from cim.importers.errors import InputError
 from cim.importers.ifc.elements import EntityData, containers, elements, entity_data
-from cim.importers.ifc.geometry import Meshes, box_ewkb, point_ewkb, tin_ewkb, triangulate
+from cim.importers.ifc.geometry import Meshes, box_ewkb, tin_ewkb, triangulate
 from cim.importers.ifc.georef import WGS84, Placement, check_area, locate
 from cim.importers.ifc.reader import open_ifc
 from cim.model.store import Batch, Model, WriteResult, write_objects
@@ -111,7 +112,7 @@ def build_records(f: ifcopenshell.file, meshes: Meshes, world: np.ndarray, data:
             local = np.zeros((1, 3)) if entity_placement is None else \
                 ifcopenshell.util.placement.get_local_placement(entity_placement)[:3, 3].reshape(1, 3) * project_unit
             lo = hi = placement.to_crs(local, crs)[0]
-            geom, lod = point_ewkb(lo, srid), None
+            geom, lod = ewkb_hex(shapely.points(lo.reshape(1, 3)), srid)[0], None
         else:
             skipped[f"{item.attributes['ifc_class']} without body geometry"] += 1
             continue
