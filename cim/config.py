@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     """Administrative area prefix of new unified codes (440402 = Xiangzhou, Zhuhai)."""
     storey_height: float = 3.0
     default_building_height: float = 10.0
+    pipe_snap_tolerance: float = 0.1
+    """Pipe ends and points closer than this (m) are one node when lines do not name their points."""
+    pipe_cover: dict[str, float] = {"water": 1.0, "drainage": 1.5, "gas": 0.9, "power": 0.7, "telecom": 0.7,
+                                    "heat": 1.0}
+    """Cover (ground to pipe crown, m) assumed per network where a pipe has no depth or elevation."""
 
 
 @lru_cache

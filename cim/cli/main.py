@@ -211,6 +211,50 @@ def import_gis_cmd(
         out.print(f"  repaired invalid geometries: {done.summary['repaired_geometries']}")
 
 
+def _pipe_report(file: Path, done) -> None:
+    """The topology and data defects an import found, one line each."""
+    s = done.summary
+    nodes = ", ".join(f"{v} {k}" for k, v in s["nodes"].items())
+    out.print(f"  {s['pipes']} pipes ({s['length_km']} km), nodes: {nodes}")
+    if s.get("links"):
+        out.print("  links: " + ", ".join(f"{v} {k}" for k, v in s["links"].items()))
+    out.print(f"  topology: {s['topology']}; heights: "
+              + ", ".join(f"{v} by {k}" for k, v in s["height_rules"].items()))
+    for key in ("zero_length", "duplicates", "self_intersecting", "dangling_ends", "unconnected_points",
+                "points_on_one_spot", "ends_away_from_their_point"):
+        found = s.get(key)
+        if found and found["count"]:
+            first = ", ".join(found["ids"][:5]) + (" …" if found["count"] > 5 else "")
+            err.print(f"warning: {file}: {found['count']} {key.replace('_', ' ')}: {first}")
+    for key in ("reversed_to_flow", "flat_or_rising", "no_size", "lines_split_at_points"):
+        if s.get(key):
+            out.print(f"  {key.replace('_', ' ')}: {s[key]}")
+
+
+@import_app.command("pipes")
+def import_pipes_cmd(
+    file: Path = typer.Argument(..., help="Pipe lines (and points) in any GIS format: GeoPackage, Shapefile, …"),
+    network: str = typer.Option(..., help="water, drainage, gas, power, telecom or heat."),
+    points: list[Path] = typer.Option(None, "--points", help="Extra file(s) of pipe points (repeatable)."),
+    layer: str | None = typer.Option(None, "--layer", "-l", help="Model layer (default: the network name)."),
+    crs: str | None = typer.Option(None, help="CRS of the sources when the files have none."),
+    mapping: Path | None = typer.Option(None, help="TOML/JSON: [lines] and [points] fields, [options]."),
+    source_layer: list[str] = typer.Option(None, help="Layer(s) inside a multi-layer file (repeatable)."),
+    snap: float | None = typer.Option(None, help="Snapping tolerance in m (default CIM_PIPE_SNAP_TOLERANCE)."),
+    model: str | None = ModelOpt,
+) -> None:
+    """Import an underground pipe network from GIS layers (CJJ 61-2017 field names by default)."""
+    from cim.importers.pipes.gis import check_network, import_pipes
+
+    guarded(lambda: check_network(network, mapping or file))
+    m = _open(model)
+    started = time.perf_counter()
+    done = guarded(lambda: import_pipes(m, file, network, layer, points or None, crs, mapping,
+                                        source_layer or None, snap))
+    _done(f"{file.name} → {layer or network}", done.result, started)
+    _pipe_report(file, done)
+
+
 @import_app.command("cityjson")
 def import_cityjson_cmd(
     file: Path = typer.Argument(..., help="CityJSON 1.0/1.1/2.0 file."),

@@ -39,7 +39,8 @@ class Mapping:
     explicit: set[str] = field(default_factory=set)  # source fields named by a mapping file
 
 
-def load_mapping_file(path: Path) -> dict:
+def read_mapping_file(path: Path) -> dict:
+    """A TOML (.toml) or JSON mapping file as a dict of tables."""
     check_source(path)
     try:
         text = path.read_text()
@@ -47,32 +48,41 @@ def load_mapping_file(path: Path) -> dict:
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(path, f"not a valid mapping file: {exc}") from None
     if not isinstance(data, dict):
-        raise InputError(path, "a mapping file holds [fields] and [options] tables")
-    fields, options = data.get("fields", {}), data.get("options", {})
+        raise InputError(path, "a mapping file holds tables such as [fields] and [options]")
+    return data
+
+
+def field_table(data: dict, table: str, path: Path, targets: tuple[str, ...]) -> dict[str, str]:
+    """A [table] of target = "source field" pairs, checked against the known targets."""
+    fields = data.get(table, {})
     if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
-        raise InputError(path, "[fields] must map model attributes to source field names (strings)")
+        raise InputError(path, f"[{table}] must map model attributes to source field names (strings)")
+    unknown = set(fields) - set(targets)
+    if unknown:
+        raise InputError(path, f"unknown model attribute(s) {sorted(unknown)} in [{table}]; "
+                               f"known: {', '.join(targets)}")
+    return fields
+
+
+def load_mapping_file(path: Path) -> dict:
+    data = read_mapping_file(path)
+    field_table(data, "fields", path, TARGETS)
+    options = data.get("options", {})
     if not isinstance(options, dict):
         raise InputError(path, "[options] must be a table (kind, storey_height, default_height)")
-    unknown = set(fields) - set(TARGETS)
-    if unknown:
-        raise InputError(path, f"unknown model attribute(s) {sorted(unknown)}; known: {', '.join(TARGETS)}")
     unknown = set(options) - {"kind", "storey_height", "default_height"}
     if unknown:
         raise InputError(path, f"unknown option(s) {sorted(unknown)}; known: kind, storey_height, default_height")
     return data
 
 
-def resolve(columns: list[str], source: Path, mapping_file: Path | None = None) -> Mapping:
-    """Match model attributes to this layer's fields; an explicitly mapped field must exist."""
+def match_fields(columns: list[str], defaults: dict[str, tuple[str, ...]], explicit: dict[str, str], source: Path,
+                 mapping_file: Path | None) -> dict[str, str]:
+    """Target → source field: the explicitly mapped one (which must exist; "" = unmapped), else the first
+    default name present (case-insensitive)."""
     by_lower = {c.lower(): c for c in columns}
     resolved: dict[str, str] = {}
-    options: dict = {}
-    explicit: dict[str, str] = {}
-    if mapping_file is not None:
-        data = load_mapping_file(mapping_file)
-        explicit = data.get("fields", {})
-        options = data.get("options", {})
-    for target in TARGETS:
+    for target, candidates in defaults.items():
         if target in explicit:
             name = explicit[target]
             if name == "":
@@ -85,8 +95,20 @@ def resolve(columns: list[str], source: Path, mapping_file: Path | None = None) 
                 )
             resolved[target] = name if name in columns else by_lower[name.lower()]
             continue
-        for candidate in DEFAULT_FIELDS[target]:
-            if candidate in by_lower:
-                resolved[target] = by_lower[candidate]
+        for candidate in candidates:
+            if candidate.lower() in by_lower:
+                resolved[target] = by_lower[candidate.lower()]
                 break
+    return resolved
+
+
+def resolve(columns: list[str], source: Path, mapping_file: Path | None = None) -> Mapping:
+    """Match model attributes to this layer's fields; an explicitly mapped field must exist."""
+    explicit: dict[str, str] = {}
+    options: dict = {}
+    if mapping_file is not None:
+        data = load_mapping_file(mapping_file)
+        explicit = data.get("fields", {})
+        options = data.get("options", {})
+    resolved = match_fields(columns, DEFAULT_FIELDS, explicit, source, mapping_file)
     return Mapping(resolved, options, {v for k, v in resolved.items() if k in explicit})

@@ -53,6 +53,21 @@ KIND_ABBR: dict[str, str] = {
     "bim_element": "ELM",
 }
 
+# Underground networks and their CJJ 61-2017 codes: kinds "<network>_pipe" (code JS, PS, …) and
+# "<network>_node" (JSD, PSD, …: D for 点, the survey point).
+NETWORKS: dict[str, str] = {"water": "JS", "drainage": "PS", "gas": "RQ", "power": "DL", "telecom": "TX",
+                            "heat": "RL"}
+for _net, _code in NETWORKS.items():
+    KIND_ABBR[f"{_net}_pipe"] = _code
+    KIND_ABBR[f"{_net}_node"] = _code + "D"
+NODE_TYPES = ("junction", "tee", "valve", "hydrant", "meter", "manhole", "inlet", "outlet", "source", "tank",
+              "pump", "connection", "end")
+# Node types where a network may end without being a dangling-end defect.
+TERMINAL_NODE_TYPES = frozenset({"hydrant", "meter", "manhole", "inlet", "outlet", "source", "tank", "connection",
+                                 "end"})
+# Node types that feed a pressure network (traces "from sources").
+SOURCE_NODE_TYPES = frozenset({"source", "tank"})
+
 # CityJSON object types → model kinds (types not listed become "generic").
 CITYJSON_KINDS: dict[str, str] = {
     "Building": "building",
@@ -99,6 +114,14 @@ IFC_SPATIAL_KINDS: dict[str, str] = {
 
 def abbr(kind: str) -> str:
     return KIND_ABBR.get(kind, "OBJ")
+
+
+def pipe_kind(network: str) -> str:
+    return f"{network}_pipe"
+
+
+def node_kind(network: str) -> str:
+    return f"{network}_node"
 
 
 def kind_for_layer(layer: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -105,4 +106,49 @@ terrain_raster = Table(
     Column("width", Integer, nullable=False),
     Column("height", Integer, nullable=False),
     Column("cell_size", Float, nullable=False),
+)
+
+# Pipe networks (see docs/pipes.md): the geometry (LineStringZ centreline, PointZ) is in city_object.
+pipe_node = Table(
+    "pipe_node", metadata,
+    Column("code", Text, ForeignKey("city_object.code", ondelete="CASCADE"), primary_key=True),
+    Column("network", Text, nullable=False),
+    Column("node_type", Text, nullable=False),  # junction, tee, valve, hydrant, meter, manhole, ... (NODE_TYPES)
+    Column("ground_z", Float),  # ground (or manhole cover) elevation
+    Column("depth", Float),  # manhole: cover to bottom; other nodes: cover to the pipe crown
+    Column("bottom_z", Float),  # manhole bottom / lowest invert
+    Column("operable", Boolean),  # valves: can it be closed
+    Column("normal_state", Text),  # valves: open | closed
+    Column("building_ref", Text),  # service connections: the building id as the source gives it
+    Column("building_code", Text),  # ... resolved to the building's unified code when the model has it
+    Index("pipe_node_network_idx", "network", "node_type"),
+)
+
+pipe_segment = Table(
+    "pipe_segment", metadata,
+    Column("code", Text, ForeignKey("city_object.code", ondelete="CASCADE"), primary_key=True),
+    Column("network", Text, nullable=False),
+    Column("link_type", Text, nullable=False, server_default="pipe"),  # pipe | pump | valve (EPANET links)
+    Column("from_node", Text, nullable=False),  # pipe_node codes; drainage runs from upstream to downstream
+    Column("to_node", Text, nullable=False),
+    Column("shape", Text, nullable=False),  # circular | box
+    Column("diameter_mm", Float),
+    Column("width_mm", Float),
+    Column("height_mm", Float),  # box height; for circular = diameter
+    Column("material", Text),
+    Column("pressure_class", Text),
+    Column("subtype", Text),  # rain | sewage | combined | natural_gas | street_lighting | ...
+    Column("year", Integer),
+    Column("owner", Text),
+    Column("ground_start", Float),
+    Column("ground_end", Float),
+    Column("depth_start", Float),  # cover: ground to pipe crown (top), metres
+    Column("depth_end", Float),
+    Column("invert_start", Float),  # pipe bottom elevation; centreline = invert + height / 2
+    Column("invert_end", Float),
+    Column("length_m", Float, nullable=False),  # 3D length of the centreline
+    Column("slope", Float),  # (invert_start - invert_end) / 2D length: > 0 falls from start to end
+    Index("pipe_segment_from_idx", "from_node"),
+    Index("pipe_segment_to_idx", "to_node"),
+    Index("pipe_segment_network_idx", "network"),
 )

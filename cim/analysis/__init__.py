@@ -1,0 +1,1 @@
+"""Analyses on the city model: pipe network traces, isolation, clearances, excavation, profiles."""

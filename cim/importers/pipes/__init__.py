@@ -1,0 +1,1 @@
+"""Underground pipe networks: GIS layers (CJJ 61-2017 fields) and EPANET .inp files."""
