@@ -255,6 +255,23 @@ def import_pipes_cmd(
     _pipe_report(file, done)
 
 
+@import_app.command("epanet")
+def import_epanet_cmd(
+    file: Path = typer.Argument(..., help="EPANET .inp network."),
+    crs: str = typer.Option(..., help="CRS of the [COORDINATES], e.g. EPSG:4547."),
+    layer: str = typer.Option("water", "--layer", "-l", help="Model layer."),
+    model: str | None = ModelOpt,
+) -> None:
+    """Import an EPANET water network: junctions, reservoirs, tanks, pipes, pumps, valves."""
+    from cim.importers.pipes.epanet import import_epanet
+
+    m = _open(model)
+    started = time.perf_counter()
+    done = guarded(lambda: import_epanet(m, file, crs, layer))
+    _done(f"{file.name} → {layer}", done.result, started)
+    _pipe_report(file, done)
+
+
 @import_app.command("cityjson")
 def import_cityjson_cmd(
     file: Path = typer.Argument(..., help="CityJSON 1.0/1.1/2.0 file."),
@@ -356,6 +373,11 @@ def sample_generate(
     files = generate(out_dir, seed if seed is not None else DEFAULT_SEED)
     for name, path in files.items():
         out.print(f"  {name:<9} {path}")
+
+
+from cim.cli.pipes import pipes_app  # noqa: E402  (it builds on the helpers above)
+
+app.add_typer(pipes_app, name="pipes")
 
 
 def main() -> None:  # pragma: no cover - entry point for `python -m cim`

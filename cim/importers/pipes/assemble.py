@@ -40,7 +40,8 @@ def _count(values: np.ndarray) -> dict:
 def assemble(model: Model, network: str, nodes: pd.DataFrame, node_attrs: pd.DataFrame, node_xy: np.ndarray,
              seg: pd.DataFrame, seg_attrs: pd.DataFrame, lines: np.ndarray, links: pd.DataFrame,
              depth_ref: str | None, ground: Ground, report: dict,
-             where: Callable[[int], tuple[str, str]]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+             where: Callable[[int], tuple[str, str]], link_attrs: pd.DataFrame | None = None,
+             ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """nodes: key, type, ground, well_depth, normal_state, operable, building_ref, source_id.
     seg: key, source_id, link_type, from, to, shape, diameter_mm, width_mm, height_mm, material,
     pressure_class, subtype, year, owner, name, status, depth_start/end, elevation_start/end (given values).
@@ -52,7 +53,8 @@ def assemble(model: Model, network: str, nodes: pd.DataFrame, node_attrs: pd.Dat
         lines = np.concatenate([lines, straight])
         seg = pd.concat([seg, links.assign(source_id=links["key"], shape="circular", status="existing")],
                         ignore_index=True)
-        seg_attrs = pd.concat([seg_attrs, pd.DataFrame(index=range(len(links)))], ignore_index=True)
+        extra = pd.DataFrame(index=range(len(links))) if link_attrs is None else link_attrs.reset_index(drop=True)
+        seg_attrs = pd.concat([seg_attrs, extra], ignore_index=True)
     gravity = network in GRAVITY
     ref = depth_ref or ("invert" if gravity else "crown")
     frm, to = seg["from"].to_numpy(int), seg["to"].to_numpy(int)
