@@ -6,7 +6,7 @@ CIM    := $(BIN)/cim
 SAMPLE := sample_data/build
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test setup sysdeps venv sample import-sample db-up db-down lint bench-import bench-ifc clean
+.PHONY: demo test setup sysdeps venv sample import-sample db-up db-down lint bench-import bench-ifc bench-pipes clean
 
 demo: setup db-up sample import-sample  ## set everything up, import the sample district, print what loaded
 	@$(CIM) info
@@ -52,6 +52,9 @@ bench-import: setup db-up  ## 100,000 synthetic footprints: buildings/s and peak
 
 bench-ifc: setup db-up  ## IFC import of a 1,000+ element building against a bare ifcopenshell iterator pass
 	$(BIN)/python bench/bench_ifc.py
+
+bench-pipes: setup db-up  ## valve segments of a 16,000-pipe network beside WNTR, and isolation query latency
+	$(BIN)/python bench/bench_pipes.py
 
 clean:
 	rm -rf $(SAMPLE) bench/results

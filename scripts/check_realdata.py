@@ -25,9 +25,11 @@ CHECKS = [
      [["gis", "citymodel/raytracing__place_saint_jean_osm.geojson", "--layer", "buildings"]],
      (4.345, 50.840, 4.362, 50.850)),
     ("cim_real_ky4", "EPSG:32616",
-     [["dem", "dem/wntr__ky4_elevation.tif"],  # heights in US survey feet, like its CRS
-      ["gis", "gis/wntr__ky4_pipes.geojson", "--layer", "pipes", "--kind", "generic"],
-      ["gis", "gis/wntr__ky4_junctions.geojson", "--layer", "junctions", "--kind", "generic"]],
+     [["dem", "dem/wntr__ky4_elevation.tif", "--z-unit", "m"],  # metres (J-1: DEM 188 m, EPANET 611 ft = 186 m)
+      ["pipes", "gis/wntr__ky4_pipes.geojson", "--network", "water",
+       *(a for p in ("junctions", "tanks", "reservoirs", "pumps")
+         for a in ("--points", f"gis/wntr__ky4_{p}.geojson"))],
+      ["epanet", "epanet/wntr__ky4.inp", "--crs", "EPSG:3547", "--layer", "ky4_epanet"]],
      (-89.6, 36.5, -81.9, 39.2)),
     ("cim_real_karlsruhe", "EPSG:25832",
      [["ifc", "ifc/webifc__AC20-FZK-Haus.ifc", {"lands": (8.436539, 49.100435)}],  # its IfcSite RefLat/RefLon
@@ -52,6 +54,16 @@ CHECKS = [
       ["ifc", "ifc/ifcopenshell_georef/auto-geolocation.ifc", {"fails": "not georeferenced"}]],
      (-0.01, -0.01, 0.01, 0.01)),
 ]
+# Pipe networks checked against WNTR reading the EPANET file: (model, layer, .inp). Net3 and L-TOWN have
+# local coordinates: they get their own model (CRS irrelevant, no area check).
+NETWORKS = {
+    "cim_real_ky4": [("water", "epanet/wntr__ky4.inp"), ("ky4_epanet", "epanet/wntr__ky4.inp")],
+    "cim_real_local": [("net3", "epanet/wntr__Net3.inp"), ("ltown", "epanet/emt__L-TOWN.inp")],
+}
+CHECKS.append(("cim_real_local", "EPSG:3857",
+               [["epanet", "epanet/wntr__Net3.inp", "--crs", "EPSG:3857", "--layer", "net3"],
+                ["epanet", "epanet/emt__L-TOWN.inp", "--crs", "EPSG:3857", "--layer", "ltown"]],
+               (-1.0, -1.0, 1.0, 1.0)))
 LANDED = re.compile(r"landed at lon (\S+) lat (\S+)")
 
 
@@ -72,6 +84,42 @@ def outcome(done: subprocess.CompletedProcess, expect: dict) -> str | None:
     return None
 
 
+def check_network(model: Model, layer: str, inp: Path) -> int:
+    """Topology equal to WNTR's reading of the .inp (every link joins the same two nodes), valve segments
+    equal to WNTR's valve_segments for a strategic valve layer, and every pipe's isolation equal to its WNTR
+    segment; 0 when all agree."""
+    import pandas as pd
+    import wntr
+
+    from cim.analysis.isolation import isolate, valve_segments
+    from cim.analysis.network import load_graph
+
+    graph = load_graph(model, layer)
+    wn = wntr.network.WaterNetworkModel(str(inp))
+    ends = {name: {link.start_node_name, link.end_node_name} for name, link in wn.links()}
+    ours = {graph.pipe_source[i]: {graph.node_source[graph.pipe_from[i]], graph.node_source[graph.pipe_to[i]]}
+            for i in range(graph.p)}
+    topology_ok = ours == ends and set(graph.node_source) == set(wn.node_name_list)
+    problems = 0 if topology_ok else 1
+    for n in (1, 2):
+        vl = wntr.network.generate_valve_layer(wn, "strategic", n, seed=5)
+        seg = valve_segments(graph, zip(vl["link"], vl["node"], strict=True))
+        _, links, _ = wntr.metrics.topographic.valve_segments(wn.to_graph(), vl)
+        mine = pd.Series(seg.pipe_seg, index=graph.pipe_source)
+        both = pd.DataFrame({"cim": mine, "wntr": links.reindex(mine.index)})
+        same = both.groupby("cim")["wntr"].nunique().eq(1).all() and both.groupby("wntr")["cim"].nunique().eq(1).all()
+        members = both.groupby("wntr").groups
+        iso_ok = all(set(graph.pipe_source[[graph.index[c][1] for c in isolate(seg, code, alternatives=False)
+                                            .isolated_pipes]]) == set(members[both.at[src, "wntr"]])
+                     for code, src in zip(graph.pipe_code, graph.pipe_source, strict=True))
+        problems += not (same and iso_ok)
+        print(f"{model.info.name}/{layer}: {graph.p} links, {graph.n} nodes, topology "
+              f"{'= WNTR' if topology_ok else 'DIFFERS from WNTR'}; strategic N-{n} valves {len(vl)}: "
+              f"{seg.count} segments {'= WNTR' if same else 'DIFFER from WNTR'}, isolation of every pipe "
+              f"{'= its WNTR segment' if iso_ok else 'DIFFERS'}")
+    return problems
+
+
 def main(realdata: Path) -> int:
     if not settings().database_url:
         LocalCluster().up()
@@ -83,6 +131,7 @@ def main(realdata: Path) -> int:
                        stdout=subprocess.DEVNULL)
         for verb, file, *args in imports:
             expect = args.pop() if args and isinstance(args[-1], dict) else {}
+            args = [str(realdata / a) if a.endswith(".geojson") else a for a in args]
             done = subprocess.run([sys.executable, "-m", "cim", "import", verb, str(realdata / file), *args,
                                    "--model", name], capture_output=True, text=True)
             problem = outcome(done, expect)
@@ -98,6 +147,7 @@ def main(realdata: Path) -> int:
             ).fetchone()
         print(f"{name}: {count} objects, {outside} outside the expected area; extent {bounds}")
         failures += outside > 0 or count == 0
+        failures += sum(check_network(Model.open(name), layer, realdata / inp) for layer, inp in NETWORKS.get(name, ()))
         drop_database(url)
     print(f"real data: {'all placed right' if not failures else f'{failures} problem(s)'}")
     return 1 if failures else 0

@@ -39,9 +39,12 @@ class Segments:
     seg_customers: np.ndarray
     joins: tuple[np.ndarray, np.ndarray, np.ndarray] = ()  # segment pairs each valve joins: (a, b, valve)
 
+    valve_index: dict[str, int] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         same = np.flatnonzero(self.vs_valve[1:] == self.vs_valve[:-1])  # pairs are sorted by valve
         self.joins = (self.vs_seg[same], self.vs_seg[same + 1], self.vs_valve[same])
+        self.valve_index = {c: i for i, c in enumerate(self.valve_code)}
 
     def valves_of(self, segs: np.ndarray) -> np.ndarray:
         return np.unique(self.seg_valves[segs].indices)
@@ -170,15 +173,15 @@ def _cut_off(seg: Segments, out: np.ndarray, boundary: np.ndarray) -> np.ndarray
     return np.flatnonzero(~fed)
 
 
-def isolate(seg: Segments, code: str, failed: Iterable[str] = (), alternatives: bool = True) -> Isolation:
-    """The valves to close to isolate a burst on a pipe or at a node, and what goes out of service."""
+def isolate(seg: Segments, code: str, failed: Iterable[str] = (), alternatives: bool = False) -> Isolation:
+    """The valves to close to isolate a burst on a pipe or at a node, and what goes out of service; with
+    `alternatives`, also the plan for each of those valves failing to close."""
     graph = seg.graph
-    valve_pos = {c: i for i, c in enumerate(seg.valve_code)}
     failed_idx = set()
     for v in failed:
-        if v not in valve_pos:
+        if v not in seg.valve_index:
             raise NetworkError(f"{v!r} is not a valve of layer {graph.layer!r}")
-        failed_idx.add(valve_pos[v])
+        failed_idx.add(seg.valve_index[v])
     start = _target_segments(seg, code)
     segs, boundary, around = _plan(seg, start, failed_idx)
     cut = _cut_off(seg, segs, boundary)

@@ -112,6 +112,7 @@ def isolate_cmd(
     start: str | None = typer.Argument(None, help="Burst pipe or node: unified code or source id."),
     at: str | None = typer.Option(None, help="The burst is on the pipe nearest to X,Y."),
     failed: list[str] = typer.Option(None, "--failed", help="Valve that fails to close (repeatable)."),
+    plan_b: bool = typer.Option(True, help="Also work out the plan for each valve failing to close."),
     valve_layer: Path | None = ValveLayerOpt,
     layer: str = LayerOpt, as_json: bool = JsonOpt, model: str | None = ModelOpt,
 ) -> None:
@@ -120,7 +121,7 @@ def isolate_cmd(
 
     m, graph = _graph(model, layer)
     code = _start(m, layer, start, at)
-    result = _run(lambda: isolate(_segments(graph, valve_layer), code, failed or ()))
+    result = _run(lambda: isolate(_segments(graph, valve_layer), code, failed or (), plan_b))
     _print(result, as_json, ("valves_to_close", "already_closed", "could_not_close", "buildings"))
     if not as_json:
         for valve, alt in result.if_fails.items():
