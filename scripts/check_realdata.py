@@ -109,8 +109,8 @@ def check_network(model: Model, layer: str, inp: Path) -> int:
         both = pd.DataFrame({"cim": mine, "wntr": links.reindex(mine.index)})
         same = both.groupby("cim")["wntr"].nunique().eq(1).all() and both.groupby("wntr")["cim"].nunique().eq(1).all()
         members = both.groupby("wntr").groups
-        iso_ok = all(set(graph.pipe_source[[graph.index[c][1] for c in isolate(seg, code, alternatives=False)
-                                            .isolated_pipes]]) == set(members[both.at[src, "wntr"]])
+        iso_ok = all(set(graph.pipe_source[[graph.index[c][1] for c in isolate(seg, code).isolated_pipes]])
+                     == set(members[both.at[src, "wntr"]])
                      for code, src in zip(graph.pipe_code, graph.pipe_source, strict=True))
         problems += not (same and iso_ok)
         print(f"{model.info.name}/{layer}: {graph.p} links, {graph.n} nodes, topology "

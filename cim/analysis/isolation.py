@@ -60,9 +60,9 @@ def valve_segments(graph: Graph, pipe_end_valves: Iterable[tuple[str, str]] = ()
     cut = is_valve[node]
     extra = []
     for pipe_code, node_code in pipe_end_valves:
-        pk, pi = graph.find(pipe_code)
-        nk, ni = graph.find(node_code)
-        if pk != "pipe" or nk != "node" or ni not in (graph.pipe_from[pi], graph.pipe_to[pi]):
+        _, pi = graph.find(str(pipe_code), "pipe")
+        _, ni = graph.find(str(node_code), "node")
+        if ni not in (graph.pipe_from[pi], graph.pipe_to[pi]):
             raise NetworkError(f"valve ({pipe_code}, {node_code}): the node must be an end of the pipe")
         extra.append((pi, ni))
     extra_arr = np.array(sorted(set(extra)), dtype=np.int64).reshape(-1, 2)

@@ -43,6 +43,7 @@ class Graph:
     node_source: np.ndarray  # the ids the source data gave (EPANET names, survey point numbers)
     pipe_source: np.ndarray
     index: dict[str, tuple[str, int]] = field(default_factory=dict)
+    by_source: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -56,20 +57,20 @@ class Graph:
     def gravity(self) -> bool:
         return self.network == "drainage"
 
-    def find(self, code: str) -> tuple[str, int]:
-        """A pipe or node by unified code, else by the id its source gave it (when that is unambiguous)."""
-        try:
-            return self.index[code]
-        except KeyError:
-            raise NetworkError(f"layer {self.layer!r} has no pipe or node {code!r}") from None
+    def find(self, code: str, kind: str | None = None) -> tuple[str, int]:
+        """A pipe or node by unified code, else by the id its source gave it; `kind` ("pipe" or "node")
+        settles a source id that names both (EPANET keeps node and link ids apart)."""
+        found = self.index.get(code) or (self.by_source[kind].get(code) if kind else None)
+        if found is None or (kind and found[0] != kind):
+            what = kind or "pipe or node"
+            raise NetworkError(f"layer {self.layer!r} has no {what} {code!r}")
+        return found
 
     def __post_init__(self) -> None:
-        by_source: dict[str, tuple[str, int] | None] = {}
-        for what, ids in (("node", self.node_source), ("pipe", self.pipe_source)):
-            for i, sid in enumerate(ids):
-                if sid is not None:
-                    by_source[sid] = None if sid in by_source else (what, i)
-        self.index = {**{k: v for k, v in by_source.items() if v is not None},
+        self.by_source = {what: {sid: (what, i) for i, sid in enumerate(ids) if sid is not None}
+                          for what, ids in (("node", self.node_source), ("pipe", self.pipe_source))}
+        both = self.by_source["node"].keys() & self.by_source["pipe"].keys()
+        self.index = {**{k: v for d in self.by_source.values() for k, v in d.items() if k not in both},
                       **{c: ("node", i) for i, c in enumerate(self.node_code)},
                       **{c: ("pipe", i) for i, c in enumerate(self.pipe_code)}}
 
