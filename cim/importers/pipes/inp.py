@@ -327,8 +327,8 @@ class _Reader:
 
     # -- after the pass ----------------------------------------------------------------------------------
 
-    def network(self, last_line: int) -> InpNetwork:
-        end = self.end_line or last_line
+    def network(self) -> InpNetwork:
+        end = self.end_line or self.n or 1  # [END], else the last line that holds anything
         if not self.node_ids:
             raise self.fail("no nodes: [JUNCTIONS], [RESERVOIRS] and [TANKS] hold no rows", end)
         if not self.link_ids:
@@ -528,4 +528,4 @@ def read_inp(path: Path) -> InpNetwork:
     text = _decode(path, path.read_bytes())
     reader = _Reader(path)
     reader.read(text)
-    return reader.network(text.count("\n") + 1)
+    return reader.network()
