@@ -385,13 +385,16 @@ def write_cityjson(path: Path, seed: int = DEFAULT_SEED) -> Path:
 
 
 def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> dict[str, Path]:
-    """Write dem.tif, district.gpkg, landmarks.city.json and bim.ifc into out_dir."""
-    from cim.sample.bim import write_bim  # bim imports this module
+    """Write dem.tif, district.gpkg, landmarks.city.json, bim.ifc, pipes.gpkg and water.inp into out_dir."""
+    from cim.sample.bim import write_bim  # bim and pipes import this module
+    from cim.sample.pipes import write_pipes, write_water_inp
 
     out_dir = Path(out_dir)
     return {"dem": write_dem(out_dir / "dem.tif", seed), "gis": write_gis(out_dir / "district.gpkg", seed),
             "cityjson": write_cityjson(out_dir / "landmarks.city.json", seed),
-            "bim": write_bim(out_dir / "bim.ifc", seed)}
+            "bim": write_bim(out_dir / "bim.ifc", seed),
+            "pipes": write_pipes(out_dir / "pipes.gpkg", seed),
+            "water_inp": write_water_inp(out_dir / "water.inp", seed)}
 
 
 def synthetic_footprints(n: int, seed: int = 1) -> gpd.GeoDataFrame:

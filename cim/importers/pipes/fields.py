@@ -19,8 +19,8 @@ LINE_FIELDS: dict[str, tuple[str, ...]] = {
     "from_node": ("QDDH", "起点点号", "from_node", "start_node_name", "start_node", "node1", "us_node"),
     "to_node": ("ZDDH", "终点点号", "to_node", "end_node_name", "end_node", "node2", "ds_node"),
     "type_code": ("GXDM", "管线代码", "GXLB", "type_code"),
-    "depth_start": ("QDMS", "起点埋深", "depth_start", "start_depth"),
-    "depth_end": ("ZDMS", "终点埋深", "depth_end", "end_depth"),
+    "depth_start": ("QDMS", "起点埋深", "depth_start", "start_depth", "depth"),  # one depth: both ends
+    "depth_end": ("ZDMS", "终点埋深", "depth_end", "end_depth", "depth"),
     "elevation_start": ("QDGC", "起点高程", "elevation_start", "invert_start", "us_invert"),
     "elevation_end": ("ZDGC", "终点高程", "elevation_end", "invert_end", "ds_invert"),
     "diameter": ("GJ", "管径", "diameter", "dn"),
