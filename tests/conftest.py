@@ -76,3 +76,22 @@ def sample_model(server, sample_dir) -> Model:
     import_ifc(m, sample_dir / "bim.ifc")
     yield m
     drop_database(m.url)
+
+
+@pytest.fixture(scope="module")
+def pipes_model(server, sample_dir) -> Model:
+    """A model with the sample's terrain, buildings and pipe networks: water, drainage and gas from the
+    GeoPackage, and the water network again from its EPANET export (layer water_epanet)."""
+    from cim.importers.dem import import_dem
+    from cim.importers.gis import import_gis
+    from cim.importers.pipes.epanet import import_epanet
+    from cim.importers.pipes.gis import import_pipes
+
+    m = _new_model()
+    import_dem(m, sample_dir / "dem.tif")
+    import_gis(m, sample_dir / "district.gpkg", "buildings")
+    for network in ("water", "drainage", "gas"):
+        import_pipes(m, sample_dir / "pipes.gpkg", network)
+    import_epanet(m, sample_dir / "water.inp", "EPSG:4547", "water_epanet")
+    yield m
+    drop_database(m.url)
