@@ -44,7 +44,6 @@ import-sample:
 	@$(CIM) import cityjson $(SAMPLE)/landmarks.city.json --layer landmarks
 	@$(CIM) import ifc $(SAMPLE)/bim.ifc
 	@for n in water drainage gas; do $(CIM) import pipes $(SAMPLE)/pipes.gpkg --network $$n || exit 1; done
-	@$(CIM) import epanet $(SAMPLE)/water.inp --crs EPSG:4547 --layer water_epanet
 
 lint: setup
 	$(BIN)/ruff check cim tests bench scripts
