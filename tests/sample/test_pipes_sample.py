@@ -245,7 +245,8 @@ def test_drainage_falls_with_cover(layers: dict, district_layers: dict) -> None:
 
 
 def test_epanet_export(layers: dict, tmp_path) -> None:
-    wntr = pytest.importorskip("wntr")
+    import wntr  # a dev dependency: `make test` installs it
+
     path = p.write_water_inp(tmp_path / "water.inp")
     text = path.read_text(encoding="utf-8")
     for section in ("[TITLE]", "[JUNCTIONS]", "[RESERVOIRS]", "[PIPES]", "[TAGS]", "[OPTIONS]", "[COORDINATES]",
