@@ -61,6 +61,13 @@ def transform_xy(geoms: np.ndarray, src: CRS, dst: CRS) -> np.ndarray:
     return out
 
 
+def numbers(values: pd.Series) -> pd.Series:
+    """Numbers from numeric or text fields ("DN300" → 300, "1.2m" → 1.2); NaN where none."""
+    if values.dtype == object or pd.api.types.is_string_dtype(values):
+        values = values.astype("string").str.extract(r"(-?\d+(?:\.\d+)?)", expand=False)
+    return pd.to_numeric(values, errors="coerce")
+
+
 def set_z(geoms: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Give every vertex of each geometry its own Z (z holds one value per vertex, in order)."""
     geoms3 = shapely.force_3d(shapely.force_2d(geoms))

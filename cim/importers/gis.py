@@ -21,6 +21,7 @@ from cim.importers.common import (
     check_source,
     ewkb_hex,
     json_lines,
+    numbers,
     parse_crs,
     progress_bar,
     set_z,
@@ -150,10 +151,7 @@ def _source_keys(frame: gpd.GeoDataFrame, mapping: Mapping, path: Path) -> tuple
 def _numeric(frame: pd.DataFrame, mapping: Mapping, target: str) -> pd.Series:
     if target not in mapping.fields:
         return pd.Series(np.nan, index=frame.index)
-    col = frame[mapping.fields[target]]
-    if col.dtype == object:
-        col = col.astype(str).str.extract(r"(-?\d+(?:\.\d+)?)", expand=False)
-    return pd.to_numeric(col, errors="coerce")
+    return numbers(frame[mapping.fields[target]])
 
 
 def _ground_per_vertex(ground: Ground, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

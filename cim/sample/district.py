@@ -301,14 +301,19 @@ def district_layers(seed: int = DEFAULT_SEED) -> dict[str, gpd.GeoDataFrame]:
     return {"buildings": buildings, "roads": roads, "river": river_gdf}
 
 
-def write_gis(path: Path, seed: int = DEFAULT_SEED) -> Path:
-    """Write the three district layers to a fresh GeoPackage."""
+def write_layers(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> Path:
+    """Write layers to a fresh GeoPackage."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    for name, gdf in district_layers(seed).items():
+    for name, gdf in layers.items():
         gdf.to_file(path, layer=name, driver="GPKG", engine="pyogrio")
     return path
+
+
+def write_gis(path: Path, seed: int = DEFAULT_SEED) -> Path:
+    """Write the three district layers to a fresh GeoPackage."""
+    return write_layers(path, district_layers(seed))
 
 
 def _roof_solid(c: np.ndarray, theta: float, length: float, width: float, eave: float, rise: float,

@@ -41,7 +41,7 @@ import pandas as pd
 import shapely
 
 from cim.sample import district
-from cim.sample.district import CRS, DEFAULT_SEED, ORIGIN, SIZE
+from cim.sample.district import CRS, DEFAULT_SEED, ORIGIN, SIZE, write_layers
 
 LAYERS = ("water_lines", "water_points", "drainage_lines", "drainage_points", "gas_lines", "gas_points")
 OFFSETS = {"JS": 0.25, "WS": 0.05, "TR": -0.15, "YS": -0.38}  # signed offset from the centreline / road width
@@ -1157,12 +1157,7 @@ def pipe_layers(seed: int = DEFAULT_SEED) -> dict[str, gpd.GeoDataFrame]:
 
 def write_pipes(path: Path, seed: int = DEFAULT_SEED) -> Path:
     """Write the six pipe layers to a fresh GeoPackage."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    for name, gdf in pipe_layers(seed).items():
-        gdf.to_file(path, layer=name, driver="GPKG", engine="pyogrio")
-    return path
+    return write_layers(path, pipe_layers(seed))
 
 
 def water_model(layers: dict[str, gpd.GeoDataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -110,8 +110,7 @@ def assemble(model: Model, network: str, nodes: pd.DataFrame, node_attrs: pd.Dat
         "length_m": length3d, "slope": slope,
         "from_key": node_keys[frm], "to_key": node_keys[to],
     })
-    node_rows = _nodes(model, network, nodes, node_attrs, node_xy, frm, to, h, xyz, owner, first, counts,
-                       height_m, ground)
+    node_rows = _nodes(model, network, nodes, node_attrs, node_xy, frm, to, xyz, first, counts, height_m, ground)
     report = dict(report)
     degree = np.bincount(np.concatenate([frm, to]), minlength=len(nodes))
     terminal = node_rows["node_type"].isin(list(TERMINAL_NODE_TYPES)).to_numpy()
@@ -130,8 +129,8 @@ def assemble(model: Model, network: str, nodes: pd.DataFrame, node_attrs: pd.Dat
 
 
 def _nodes(model: Model, network: str, nodes: pd.DataFrame, attrs: pd.DataFrame, node_xy: np.ndarray,
-           frm: np.ndarray, to: np.ndarray, h, xyz: np.ndarray, owner: np.ndarray, first: np.ndarray,
-           counts: np.ndarray, height_m: np.ndarray, ground: Ground) -> pd.DataFrame:
+           frm: np.ndarray, to: np.ndarray, xyz: np.ndarray, first: np.ndarray, counts: np.ndarray,
+           height_m: np.ndarray, ground: Ground) -> pd.DataFrame:
     """Nodes sit at the mean height of the pipe ends they join; manholes span bottom to cover."""
     k = len(nodes)
     last = first + counts - 1

@@ -105,13 +105,6 @@ def operable(values: pd.Series) -> pd.Series:
     return ~text.isin(_NO).fillna(False)
 
 
-def numbers(values: pd.Series) -> pd.Series:
-    """Numbers from numeric or text fields ("DN300" → 300, "1.2m" → 1.2); NaN where none."""
-    if values.dtype == object or pd.api.types.is_string_dtype(values):
-        values = values.astype("string").str.extract(r"(-?\d+(?:\.\d+)?)", expand=False)
-    return pd.to_numeric(values, errors="coerce")
-
-
 def box_section(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Width and height (mm) from sections like "1200X1000", "1200×1000", "1200*1000"."""
     parts = values.astype("string").str.extract(r"(\d+(?:\.\d+)?)\s*[xX×*]\s*(\d+(?:\.\d+)?)")

@@ -13,8 +13,9 @@ import shapely
 from pyproj import CRS
 
 from cim.config import settings
-from cim.importers.common import check_source, parse_crs, progress_bar, transform_xy
+from cim.importers.common import check_source, numbers, parse_crs, progress_bar, transform_xy
 from cim.importers.errors import InputError
+from cim.importers.gis import read_layer
 from cim.importers.mapping import STATUS_WORDS, match_fields
 from cim.importers.pipes.assemble import assemble
 from cim.importers.pipes.fields import (
@@ -25,7 +26,6 @@ from cim.importers.pipes.fields import (
     box_section,
     load_pipe_mapping,
     node_type_of,
-    numbers,
     operable,
     valve_state,
 )
@@ -82,10 +82,7 @@ def _pick(path: Path, layers: list[tuple[str, str]], types: tuple[str, ...], net
 
 
 def _read(path: Path, layer: str, crs: CRS | None, model: Model) -> gpd.GeoDataFrame:
-    try:
-        frame = pyogrio.read_dataframe(path, layer=layer, fid_as_index=True)
-    except Exception as exc:
-        raise InputError(path, f"cannot read layer {layer!r}: {exc}") from None
+    frame = read_layer(path, layer)
     src = crs or (CRS.from_user_input(frame.crs) if frame.crs is not None else None)
     if src is None:
         raise InputError(path, f"layer {layer!r} has no CRS; pass --crs EPSG:…")
@@ -241,8 +238,8 @@ def import_pipes(model: Model, path: Path, network: str, layer: str | None = Non
     topo = _topology(lines, geoms, line_ids, lfields, pts, point_ids, point_types, tol)
     with model.transaction() as conn:
         ground = Ground.load(conn)
-        nodes, segments, summary = _build(model, network, lines, lfields, pts, pfields, links, topo, subtype,
-                                          mapping, ground)
+        nodes, segments, summary = _build(model, network, lines, line_ids, lfields, pts, pfields, links, topo,
+                                          subtype, mapping, ground)
         summary.update(network=network, line_layers=line_layers,
                        point_layers=[f"{p.name}:{n}" for p, n in point_sources],
                        line_fields=lfields, point_fields=pfields)
@@ -254,9 +251,9 @@ def import_pipes(model: Model, path: Path, network: str, layer: str | None = Non
     return PipeImport(result, summary)
 
 
-def _build(model: Model, network: str, lines: pd.DataFrame, lfields: dict[str, str], pts: pd.DataFrame,
-           pfields: dict[str, str], links: pd.DataFrame, topo: Topology, subtype: pd.Series, mapping: PipeMapping,
-           ground: Ground) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def _build(model: Model, network: str, lines: pd.DataFrame, line_ids: np.ndarray, lfields: dict[str, str],
+           pts: pd.DataFrame, pfields: dict[str, str], links: pd.DataFrame, topo: Topology, subtype: pd.Series,
+           mapping: PipeMapping, ground: Ground) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Node and segment tables for write_network, with heights, and the import report."""
     src = lines.iloc[topo.line_source].reset_index(drop=True)
     sizes = _sizes(lines, lfields, mapping).iloc[topo.line_source].reset_index(drop=True)
@@ -289,7 +286,7 @@ def _build(model: Model, network: str, lines: pd.DataFrame, lfields: dict[str, s
         "source_id": np.where(has_pt, topo.node_key, None),
     })
     seg = pd.DataFrame({
-        "key": line_ids_of(lines, lfields, topo), "source_id": None, "link_type": "pipe",
+        "key": _segment_keys(line_ids, topo), "source_id": None, "link_type": "pipe",
         "from": topo.seg_from, "to": topo.seg_to, **{c: sizes[c].to_numpy() for c in sizes},
         "material": _text(_col(src, lfields, "material")).to_numpy(),
         "pressure_class": _text(_col(src, lfields, "pressure")).to_numpy(),
@@ -311,9 +308,9 @@ def _build(model: Model, network: str, lines: pd.DataFrame, lfields: dict[str, s
                     where=lambda i: (src["_file"].iloc[i], src["_fid"].iloc[i]))
 
 
-def line_ids_of(lines: pd.DataFrame, lfields: dict[str, str], topo: Topology) -> np.ndarray:
+def _segment_keys(line_ids: np.ndarray, topo: Topology) -> np.ndarray:
     """Segment keys: the pipe id, with "/2", "/3" … on the later parts of a line split at points."""
-    ids = _ids(lines, lfields, "pipe")[topo.line_source]
+    ids = line_ids[topo.line_source]
     part = pd.Series(topo.line_source).groupby(topo.line_source).cumcount().to_numpy()
     return np.where(part == 0, ids, np.char.add(np.char.add(ids.astype(str), "/"), (part + 1).astype(str)))
 
