@@ -6,15 +6,15 @@ CIM    := $(BIN)/cim
 SAMPLE := sample_data/build
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test setup sysdeps venv sample import-sample db-up db-down lint bench-import bench-ifc bench-pipes clean
+.PHONY: demo test setup sysdeps venv sample import-sample tiles db-up db-down lint bench-import bench-ifc bench-pipes bench-tiles clean
 
-demo: setup db-up sample import-sample  ## set everything up, import the sample district, print what loaded
+demo: setup db-up sample import-sample tiles  ## set everything up, import the sample district, build its tiles, print what loaded
 	@$(CIM) info
 
 test: setup  ## the whole test suite against a real local PostGIS
 	$(BIN)/pytest -q
 
-setup: sysdeps venv
+setup: sysdeps venv js
 
 sysdeps:
 	@bash scripts/sysdeps.sh
@@ -25,6 +25,13 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
+
+.PHONY: js
+js: node_modules/.package-lock.json  ## the tiler tests' JS tools (gltf-validator, CesiumJS, playwright-core)
+
+node_modules/.package-lock.json: package-lock.json | sysdeps
+	npm ci --no-audit --no-fund
+	@touch $@
 
 db-up: setup
 	@$(CIM) db up
@@ -45,6 +52,9 @@ import-sample:
 	@$(CIM) import ifc $(SAMPLE)/bim.ifc
 	@for n in water drainage gas; do $(CIM) import pipes $(SAMPLE)/pipes.gpkg --network $$n || exit 1; done
 
+tiles:  ## 3D Tiles of every layer of the model into tiles/ (only the tiles whose objects changed)
+	@$(CIM) tile --out tiles
+
 lint: setup
 	$(BIN)/ruff check cim tests bench scripts
 
@@ -56,6 +66,9 @@ bench-ifc: setup db-up  ## IFC import of a 1,000+ element building against a bar
 
 bench-pipes: setup db-up  ## valve segments of a 16,000-pipe network beside WNTR, and isolation query latency
 	$(BIN)/python bench/bench_pipes.py
+
+bench-tiles: setup db-up  ## 100,000 LOD1 buildings from PostGIS to 3D Tiles, beside py3dtiles' PostGIS export
+	$(BIN)/python bench/bench_tiles.py
 
 clean:
 	rm -rf $(SAMPLE) bench/results

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     pipe_cover: dict[str, float] = {"water": 1.0, "drainage": 1.5, "gas": 0.9, "power": 0.7, "telecom": 0.7,
                                     "heat": 1.0}
     """Cover (ground to pipe crown, m) assumed per network where a pipe has no depth or elevation."""
+    geoid_grid: str | None = None
+    """PROJ geoid grid (file or name) for orthometric → ellipsoidal heights; unset = EGM96 when installed."""
+    geoid_undulation: float = -4.4
+    """Constant geoid height N (m) used when no grid is found: EGM96 at Zhuhai (22.27 N, 113.55 E)."""
+    tile_max_triangles: int = 20000
+    """Triangle budget of one tile; a tile with more objects keeps the most significant and splits the rest."""
 
 
 @lru_cache

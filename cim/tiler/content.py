@@ -1,0 +1,36 @@
+"""A tile's mesh → its glb file: ENU coordinates around the content centre, colours and property table."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cim.tiler.georef import Frame
+from cim.tiler.glb import write_glb
+from cim.tiler.mesh import Mesh
+from cim.tiler.style import colours
+from cim.tiler.table import columns
+
+
+def to_gltf_axes(v: np.ndarray) -> np.ndarray:
+    """East-north-up → glTF's y-up axes (x, z, -y); 3D Tiles turns them back (gltfUpAxis Y)."""
+    return np.column_stack([v[:, 0], v[:, 2], -v[:, 1]])
+
+
+def write_mesh(path: Path, mesh: Mesh, rows: pd.DataFrame, frame: Frame, class_name: str,
+               double: bool) -> tuple[list[float], list[float]]:
+    """Write a tile's glb (vertices float32 around the content's centre); its ENU bounding box."""
+    enu = frame.to_local(mesh.positions)
+    lo, hi = enu.min(axis=0), enu.max(axis=0)
+    centre = np.round((lo + hi) / 2, 3)
+    data = write_glb(to_gltf_axes(enu - centre), to_gltf_axes(frame.local_normals(mesh.normals)),
+                     colours(rows)[mesh.feature], mesh.feature, mesh.indices, to_gltf_axes(centre[None])[0],
+                     class_name, columns(rows), double)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return [float(v) for v in lo], [float(v) for v in hi]

@@ -1,0 +1,1 @@
+"""Mesh builders: one per kind of stored geometry (prisms, surfaces, tubes, node solids, terrain grids)."""
