@@ -80,7 +80,7 @@ def build(conn: psycopg.Connection, srid: int, geoid: Geoid, folder: Path, key: 
         rasters[code] = read_geotiff(bytes(data))
     first_values, first_transform = rasters[rows[0][0]]
     h, w = first_values.shape
-    cx, cy = first_transform * (w / 2, h / 2)
+    cx, cy = first_transform @ (w / 2, h / 2)
     origin = index.origin if index is not None else [round(cx, 3), round(cy, 3),
                                                       round(float(np.nanmedian(first_values)), 3)]
     frame = Frame(np.array(origin), srid, geoid)
