@@ -1,5 +1,7 @@
 """Import the public real-data files of ../shared/realdata into models whose storage CRS suits them and
-check that they land where they are in the world. Run by CI when shared/ is present.
+check that they land where they are in the world; tile them and check that CesiumJS shows the tiles there
+too (and, when ../shared/schemas is beside it, that every tileset.json passes the 3D Tiles 1.1 schemas).
+Run by CI when shared/ is present.
 
 usage: python scripts/check_realdata.py REALDATA_DIR
 """
@@ -11,10 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cim.config import settings
-from cim.db.cluster import LocalCluster
-from cim.db.server import drop_database, model_url
-from cim.model.store import Model
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.tiler.js_tools: the node tools
+
+from cim.config import settings  # noqa: E402
+from cim.db.cluster import LocalCluster  # noqa: E402
+from cim.db.server import drop_database, model_url  # noqa: E402
+from cim.model.store import Model  # noqa: E402
 
 # (model, storage CRS, imports, expected lon/lat box of every object). An import is [verb, file, *args],
 # optionally followed by what must happen: {"fails": text in the one-line error} or {"lands": (lon, lat)} of
@@ -54,6 +58,8 @@ CHECKS = [
       ["ifc", "ifc/ifcopenshell_georef/auto-geolocation.ifc", {"fails": "not georeferenced"}]],
      (-0.01, -0.01, 0.01, 0.01)),
 ]
+# Models whose tiles are loaded in CesiumJS (the root tileset's centre must fall in the expected box).
+TILED = ("cim_real_delft", "cim_real_ky4", "cim_real_karlsruhe", "cim_real_brussels")
 # Pipe networks checked against WNTR reading the EPANET file: (model, layer, .inp). Net3 and L-TOWN have
 # local coordinates: they get their own model (CRS irrelevant, no area check).
 NETWORKS = {
@@ -120,6 +126,31 @@ def check_network(model: Model, layer: str, inp: Path) -> int:
     return problems
 
 
+def check_tiles(name: str, box: tuple[float, float, float, float], schemas: Path) -> int:
+    """Tile a model, check the tilesets, load them in CesiumJS; the number of problems."""
+    from cim.tiler.check import check_tileset
+    from tests.tiler.js_tools import cesium_load
+
+    out = settings().data_dir / "realdata-tiles" / name
+    subprocess.run([sys.executable, "-m", "cim", "tile", "--out", str(out), "--full", "--model", name], check=True,
+                   stdout=subprocess.DEVNULL)
+    problems = check_tileset(out / "tileset.json")
+    if schemas.is_dir():
+        done = subprocess.run([sys.executable, str(Path(__file__).parent / "check_tileset_schema.py"), str(out),
+                               str(schemas)], capture_output=True, text=True)
+        problems += [] if done.returncode == 0 else [done.stdout.strip().splitlines()[-1]]
+    loaded = cesium_load(out, "tileset.json", out / "cesium.png", all_tiles=True)
+    lon, lat = loaded["cartographic"]["lon"], loaded["cartographic"]["lat"]
+    w, s, e, n = box
+    if not loaded["ok"]:
+        problems.append(f"CesiumJS: {loaded.get('tileFailed') or loaded.get('pageErrors') or loaded.get('error')}")
+    if not (w <= lon <= e and s <= lat <= n):
+        problems.append(f"CesiumJS shows the tiles at lon {lon:.5f} lat {lat:.5f}, outside {box}")
+    print(f"{name}: tiles {'ok' if not problems else '; '.join(problems[:3])}: {loaded.get('loadedByType')} "
+          f"loaded at lon {lon:.5f} lat {lat:.5f}, screenshot {out / 'cesium.png'}")
+    return len(problems)
+
+
 def main(realdata: Path) -> int:
     if not settings().database_url:
         LocalCluster().up()
@@ -148,6 +179,8 @@ def main(realdata: Path) -> int:
         print(f"{name}: {count} objects, {outside} outside the expected area; extent {bounds}")
         failures += outside > 0 or count == 0
         failures += sum(check_network(Model.open(name), layer, realdata / inp) for layer, inp in NETWORKS.get(name, ()))
+        if name in TILED:
+            failures += check_tiles(name, (w, s, e, n), realdata.parent / "schemas" / "3d-tiles-1.1")
         drop_database(url)
     print(f"real data: {'all placed right' if not failures else f'{failures} problem(s)'}")
     return 1 if failures else 0

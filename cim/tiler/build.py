@@ -113,7 +113,8 @@ def _build_layer(conn, srid: int, geoid: Geoid, source: TilesetSource, folder: P
     key = settings_key(geoid)
     if index is not None and index.key != key:
         index = None
-    if plan.empty:
+    plan = plan[np.isfinite(plan[["x0", "y0", "x1", "y1"]].to_numpy(float)).all(axis=1)].reset_index(drop=True)
+    if plan.empty:  # (empty geometries have no place to be drawn)
         return 0, 0, 0, LayerIndex.clear(folder)
     lo = np.array(plan[["x0", "y0", "z0"]], dtype=float)
     hi = np.array(plan[["x1", "y1", "z1"]], dtype=float)
@@ -137,7 +138,7 @@ def _build_layer(conn, srid: int, geoid: Geoid, source: TilesetSource, folder: P
                                         *sorted(fingerprints[tile.members])]).encode()).hexdigest()
         old = index.tiles.get(tile.id) if index is not None else None
         uri = f"t/{tile.id}.glb"
-        if old is not None and old.hash == digest and (folder / uri).is_file():
+        if old is not None and old.hash == digest and (not old.uri or (folder / old.uri).is_file()):
             records[tile.id] = old
         else:
             rows = pd.DataFrame(conn.execute(sql, (list(codes[tile.members]),)).fetchall(),
@@ -145,6 +146,10 @@ def _build_layer(conn, srid: int, geoid: Geoid, source: TilesetSource, folder: P
                                          "segment", "node", "node_pipe_mm"])
             rows = rows.set_index("code", drop=False).loc[codes[tile.members]].reset_index(drop=True)
             box = _write_tile(folder / uri, rows, frame, source.class_name, ground)
+            if box is None:  # nothing drawable: the tile only groups its children, around its objects
+                corners = np.concatenate([lo[tile.members], hi[tile.members]])
+                local = frame.to_local(corners)
+                box, uri = (local.min(axis=0).tolist(), local.max(axis=0).tolist()), ""
             records[tile.id] = TileRecord(digest, box[0], box[1], uri)
             written += 1
         if progress:
@@ -189,7 +194,18 @@ def _tubes(group: pd.DataFrame) -> Mesh:
     shape = np.array([s.get("shape") or "circular" for s in seg])
     dia = np.array([s.get("diameter_mm") or s.get("width_mm") or 100.0 for s in seg], float) / 1000
     height = np.array([s.get("height_mm") or s.get("diameter_mm") or 100.0 for s in seg], float) / 1000
-    return tubes(lines, shape, dia, height, TUBE_SIDES)
+    # EPANET pumps and valves often join two nodes at one spot: draw those links as the device.
+    short = np.array([np.ptp(c, axis=0).max() < 1e-6 for c in lines])
+    mesh = tubes(lines, shape, dia, height, TUBE_SIDES)
+    if not short.any():
+        return mesh
+    at = np.flatnonzero(short)
+    device = np.array([seg[i].get("link_type") if seg[i].get("link_type") in ("pump", "valve") else "junction"
+                       for i in at])
+    solids = node_solids(np.array([lines[i][0] for i in at]), device, dia[at], np.full(len(at), np.nan),
+                         np.full(len(at), np.nan))
+    solids.feature = at[solids.feature]
+    return Mesh.concat([mesh, solids])
 
 
 def _nodes(group: pd.DataFrame) -> Mesh:
@@ -203,7 +219,7 @@ def _nodes(group: pd.DataFrame) -> Mesh:
 
 
 def _write_tile(path: Path, rows: pd.DataFrame, frame: Frame, class_name: str,
-                ground: Ground) -> tuple[list[float], list[float]]:
+                ground: Ground) -> tuple[list[float], list[float]] | None:
     mesh, double = tile_mesh(rows, ground)
     return write_mesh(path, mesh, rows, frame, class_name, double)
 

@@ -21,8 +21,15 @@ def to_gltf_axes(v: np.ndarray) -> np.ndarray:
 
 
 def write_mesh(path: Path, mesh: Mesh, rows: pd.DataFrame, frame: Frame, class_name: str,
-               double: bool) -> tuple[list[float], list[float]]:
-    """Write a tile's glb (vertices float32 around the content's centre); its ENU bounding box."""
+               double: bool) -> tuple[list[float], list[float]] | None:
+    """Write a tile's glb (vertices float32 around the content's centre); its ENU bounding box. Rows that
+    drew nothing (degenerate geometry) leave the property table; None (and no file) when none drew."""
+    path.unlink(missing_ok=True)
+    if not mesh.triangle_count:
+        return None
+    used, feature = np.unique(mesh.feature, return_inverse=True)
+    rows = rows.iloc[used].reset_index(drop=True)
+    mesh = Mesh(mesh.positions, mesh.normals, mesh.indices, feature)
     enu = frame.to_local(mesh.positions)
     lo, hi = enu.min(axis=0), enu.max(axis=0)
     centre = np.round((lo + hi) / 2, 3)

@@ -105,15 +105,21 @@ def build(conn: psycopg.Connection, srid: int, geoid: Geoid, folder: Path, key: 
         digest = hashlib.sha1(f"{key}|{tile.id}|{origin}|{code}|{md5}|{window}|{stride}".encode()).hexdigest()
         old = index.tiles.get(tile.id) if index is not None else None
         uri = f"t/{tile.id}.glb"
-        if old is not None and old.hash == digest and (folder / uri).is_file():
+        if old is not None and old.hash == digest and (not old.uri or (folder / old.uri).is_file()):
             records[tile.id] = old
         else:
             values, transform = rasters[code]
             mesh = grid_mesh(values, transform, window, stride)
             table = pd.DataFrame([{"code": code, "kind": kind, "name": name, "base_z": base_z, "top_z": top_z,
                                    "attributes": attributes, "segment": None, "node": None}])
-            lo, hi = write_mesh(folder / uri, mesh, table, frame, "terrain", False)
-            records[tile.id] = TileRecord(digest, lo, hi, uri)
+            box = write_mesh(folder / uri, mesh, table, frame, "terrain", False)
+            if box is None:  # no cell with four heights: a tile without content
+                r0, c0, r1, c1 = window
+                corners = np.array([transform @ (c, r) for r in (r0, r1) for c in (c0, c1)])
+                z = float(np.nanmedian(values))
+                local = frame.to_local(np.column_stack([corners, np.full(4, z)]))
+                box, uri = (local.min(axis=0).tolist(), local.max(axis=0).tolist()), ""
+            records[tile.id] = TileRecord(digest, box[0], box[1], uri)
             written += 1
         if progress:
             progress("terrain", n, len(tiles))

@@ -82,7 +82,7 @@ def _tile_json(tile: Tile, records: dict[str, TileRecord], refine: str) -> tuple
         children.append(cj)
         lo, hi = np.minimum(lo, clo), np.maximum(hi, chi)
     node = {"boundingVolume": {"box": box(lo, hi)}, "geometricError": tile.error, "refine": refine}
-    if rec:
+    if rec and rec.uri:
         node["content"] = {"uri": rec.uri}
     if children:
         node["children"] = children
@@ -103,7 +103,7 @@ def write_layer_tileset(folder: Path, root: Tile, records: dict[str, TileRecord]
     index.region = frame.to_region(lo, hi)
     index.geometric_error = error
     index.write(folder)
-    keep = {folder / r.uri for r in records.values()}
+    keep = {folder / r.uri for r in records.values() if r.uri}
     removed = 0
     for glb in (folder / "t").glob("*.glb"):
         if glb not in keep:

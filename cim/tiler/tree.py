@@ -28,6 +28,8 @@ class Tile:
 def aligned_cell(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float]:
     """A cube of power-of-two side holding [lo, hi], on a horizontal grid aligned to that side (so that adding
     data leaves unchanged areas in the same tiles) and starting at the whole metre below the lowest point."""
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        raise ValueError("aligned_cell: non-finite coordinates")
     side = 2.0 ** np.ceil(np.log2(max(float(np.max(hi - lo)), 1.0)))
     while True:
         origin = np.r_[np.floor(lo[:2] / side) * side, np.floor(lo[2])]
