@@ -109,10 +109,8 @@ def _build_layer(conn, srid: int, geoid: Geoid, source: TilesetSource, folder: P
     sql, params = plan_sql(source)
     plan = pd.DataFrame(conn.execute(sql, params).fetchall(),
                         columns=["code", "shape", "x0", "y0", "z0", "x1", "y1", "z1", "npts", "size", "fp"])
-    index = None if full else LayerIndex.read(folder)
     key = settings_key(geoid)
-    if index is not None and index.key != key:
-        index = None
+    index = None if full else LayerIndex.read(folder, key)
     plan = plan[np.isfinite(plan[["x0", "y0", "x1", "y1"]].to_numpy(float)).all(axis=1)].reset_index(drop=True)
     if plan.empty:  # (empty geometries have no place to be drawn)
         return 0, 0, 0, LayerIndex.clear(folder)
@@ -136,9 +134,9 @@ def _build_layer(conn, srid: int, geoid: Geoid, source: TilesetSource, folder: P
     for n, tile in enumerate(tiles, 1):
         digest = hashlib.sha1("|".join([key, tile.id, *map(str, origin),
                                         *sorted(fingerprints[tile.members])]).encode()).hexdigest()
-        old = index.tiles.get(tile.id) if index is not None else None
+        old = index.unchanged(folder, tile.id, digest) if index is not None else None
         uri = f"t/{tile.id}.glb"
-        if old is not None and old.hash == digest and (not old.uri or (folder / old.uri).is_file()):
+        if old is not None:
             records[tile.id] = old
         else:
             rows = pd.DataFrame(conn.execute(sql, (list(codes[tile.members]),)).fetchall(),

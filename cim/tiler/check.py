@@ -27,6 +27,7 @@ class Content:
     positions: np.ndarray  # (n, 3) float64
     feature: np.ndarray  # (n,) feature id per vertex
     feature_count: int
+    rows: int  # of the property table
     table: dict[str, list]  # property table, decoded (STRING and FLOAT64 columns)
 
 
@@ -65,9 +66,7 @@ def read_content(path: Path) -> Content:
             decoded[name] = [raw[a:b].decode() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
         else:
             decoded[name] = np.frombuffer(raw, np.float64).tolist()
-        if len(decoded[name]) != table["count"]:
-            decoded[name] = decoded[name][: table["count"]]
-    return Content(pos, feature, ids["featureCount"], decoded | {"__count__": [table["count"]]})
+    return Content(pos, feature, ids["featureCount"], table["count"], decoded)
 
 
 def _matrix(tile: dict) -> np.ndarray:
@@ -154,7 +153,7 @@ def check_tileset(path: Path, read_glbs: bool = True) -> list[str]:
 def check_content(path: Path, volume: dict, world: np.ndarray) -> list[str]:
     """A glb against its tile: feature ids ↔ property table, vertices inside the bounding volume."""
     c = read_content(path)
-    count = c.table.pop("__count__")[0]
+    count = c.rows
     problems = []
     if c.feature_count != count:
         problems.append(f"featureCount {c.feature_count} but the property table has {count} rows")

@@ -11,7 +11,7 @@ import pandas as pd
 from cim.tiler.glb import Column
 
 MAX_ATTRIBUTE_COLUMNS = 48
-# Typed pipe columns shown under these names (pipe_segment / pipe_node); everything else in them is kept too.
+# Columns of pipe_segment / pipe_node left out of the table (the kind already says the network).
 SKIP_TYPED = {"network"}
 
 

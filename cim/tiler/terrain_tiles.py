@@ -16,25 +16,21 @@ from scipy.interpolate import RegularGridInterpolator
 from cim.model.terrain import read_geotiff
 from cim.tiler.content import write_mesh
 from cim.tiler.georef import Frame, Geoid
-from cim.tiler.shapes.terrain import grid_mesh
+from cim.tiler.shapes.terrain import grid_mesh, sample_lines
 from cim.tiler.tileset import LayerIndex, TileRecord, write_layer_tileset
 from cim.tiler.tree import Tile
 
 GRID = 64  # cells per tile side at the tile's own resolution
 
 
-def _samples(start: int, stop: int, stride: int, size: int) -> np.ndarray:
-    return np.unique(np.minimum(np.r_[np.arange(start, stop, stride), stop], size - 1))
-
-
 def _residual(values: np.ndarray, window: tuple[int, int, int, int], stride: int) -> float:
     """Largest height difference (m) between the grid at `stride` and the grid at stride/2 in a window."""
     r0, c0, r1, c1 = window
     h, w = values.shape
-    rows, cols = _samples(r0, r1, stride, h), _samples(c0, c1, stride, w)
+    rows, cols = sample_lines(r0, r1, stride, h), sample_lines(c0, c1, stride, w)
     if len(rows) < 2 or len(cols) < 2:
         return 0.0
-    fine_r, fine_c = _samples(r0, r1, max(stride // 2, 1), h), _samples(c0, c1, max(stride // 2, 1), w)
+    fine_r, fine_c = sample_lines(r0, r1, max(stride // 2, 1), h), sample_lines(c0, c1, max(stride // 2, 1), w)
     coarse = RegularGridInterpolator((rows, cols), values[np.ix_(rows, cols)], bounds_error=False)
     rr, cc = np.meshgrid(fine_r, fine_c, indexing="ij")
     diff = np.abs(coarse(np.column_stack([rr.ravel(), cc.ravel()])) - values[rr, cc].ravel())
@@ -71,9 +67,7 @@ def build(conn: psycopg.Connection, srid: int, geoid: Geoid, folder: Path, key: 
         "FROM terrain_raster t JOIN city_object o USING (code) ORDER BY t.code").fetchall()
     if not rows:
         return (0, 0, 0, LayerIndex.clear(folder), 0.0) if folder.exists() else None
-    index = None if full else LayerIndex.read(folder)
-    if index is not None and index.key != key:
-        index = None
+    index = None if full else LayerIndex.read(folder, key)
     rasters = {}
     for code, *_ in rows:
         (data,) = conn.execute("SELECT geotiff FROM terrain_raster WHERE code = %s", (code,)).fetchone()
@@ -103,9 +97,9 @@ def build(conn: psycopg.Connection, srid: int, geoid: Geoid, folder: Path, key: 
         code, kind, name, base_z, top_z, attributes, md5 = rows[i]
         window, stride = windows[tile.id]
         digest = hashlib.sha1(f"{key}|{tile.id}|{origin}|{code}|{md5}|{window}|{stride}".encode()).hexdigest()
-        old = index.tiles.get(tile.id) if index is not None else None
+        old = index.unchanged(folder, tile.id, digest) if index is not None else None
         uri = f"t/{tile.id}.glb"
-        if old is not None and old.hash == digest and (not old.uri or (folder / old.uri).is_file()):
+        if old is not None:
             records[tile.id] = old
         else:
             values, transform = rasters[code]

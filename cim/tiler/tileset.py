@@ -35,13 +35,22 @@ class LayerIndex:
     geometric_error: float = 0.0
 
     @classmethod
-    def read(cls, folder: Path) -> LayerIndex | None:
+    def read(cls, folder: Path, key: str | None = None) -> LayerIndex | None:
+        """The layer's index; None when missing, unreadable or written under other settings than `key`."""
         try:
             raw = json.loads((folder / INDEX).read_text())
-            return cls(raw["key"], raw["origin"], {k: TileRecord(**v) for k, v in raw["tiles"].items()},
-                       raw.get("region"), raw.get("geometric_error", 0.0))
+            index = cls(raw["key"], raw["origin"], {k: TileRecord(**v) for k, v in raw["tiles"].items()},
+                        raw.get("region"), raw.get("geometric_error", 0.0))
         except (OSError, ValueError, KeyError, TypeError):
             return None
+        return index if key is None or index.key == key else None
+
+    def unchanged(self, folder: Path, tile_id: str, digest: str) -> TileRecord | None:
+        """The tile's record when its objects are the same and its file is still there."""
+        old = self.tiles.get(tile_id)
+        if old is not None and old.hash == digest and (not old.uri or (folder / old.uri).is_file()):
+            return old
+        return None
 
     def write(self, folder: Path) -> None:
         write_json(folder / INDEX, {"key": self.key, "origin": self.origin, "region": self.region,
