@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +39,32 @@ class Settings(BaseSettings):
     """Constant geoid height N (m) used when no grid is found: EGM96 at Zhuhai (22.27 N, 113.55 E)."""
     tile_max_triangles: int = 20000
     """Triangle budget of one tile; a tile with more objects keeps the most significant and splits the rest."""
+
+    # The analyst API (`cim serve`)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_public_read: bool = True
+    """Reads need no key; false = every request needs an API key."""
+    api_keys: Annotated[list[str], NoDecode] = []
+    """SHA-256 hex digests of the accepted API keys (comma-separated; `cim serve key` makes one)."""
+    api_default_limit: int = 100
+    api_max_limit: int = 10000
+    """Largest page of features; a larger `limit` is cut to it (and the response says so)."""
+    api_max_body_bytes: int = 1_000_000
+    api_statement_timeout_ms: int = 20000
+    api_cors_origins: Annotated[list[str], NoDecode] = ["*"]
+    api_pool_size: int = 10
+    api_catalog_ttl_s: float = 5.0
+    """How often at most the API looks for new imports (new layers, extents, queryables)."""
+    tiles_dir: Path = PROJECT_ROOT / "tiles"
+    """The tilesets `cim serve` publishes at /tiles (what `cim tile` wrote)."""
+
+    @field_validator("api_keys", "api_cors_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
 
 
 @lru_cache

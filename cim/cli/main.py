@@ -379,6 +379,7 @@ from cim.cli.pipes import pipes_app  # noqa: E402  (it builds on the helpers abo
 
 app.add_typer(pipes_app, name="pipes")
 import cim.cli.pipes_checks  # noqa: E402,F401  (registers pipes clearance, excavation, profile)
+import cim.cli.serve  # noqa: E402,F401  (registers serve, api-key)
 import cim.cli.tiles  # noqa: E402,F401  (registers tile)
 
 

@@ -152,3 +152,15 @@ pipe_segment = Table(
     Index("pipe_segment_to_idx", "to_node"),
     Index("pipe_segment_network_idx", "network"),
 )
+
+# Writes through the API (see cim/api/routes/features.py): lineage after import.
+object_edit = Table(
+    "object_edit", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("code", Text, ForeignKey("code_registry.code"), nullable=False),
+    Column("edited_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("editor", Text, nullable=False),
+    Column("before", JSONB, nullable=False),
+    Column("after", JSONB, nullable=False),
+    Index("object_edit_code_idx", "code"),
+)

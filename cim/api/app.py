@@ -1,0 +1,121 @@
+"""The FastAPI application: OGC API - Features over the city model, 3D queries, object detail, pipe analyses
+and the tilesets (see docs/api.md)."""
+
+from __future__ import annotations
+
+import mimetypes
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cim import __version__
+from cim.api import problems
+from cim.api.catalog import Catalog
+from cim.api.db import ModelDb, open_db
+from cim.api.problems import problem
+from cim.api.security import check_read
+from cim.config import Settings, settings
+from cim.model.store import Model, ModelError
+
+mimetypes.add_type("model/gltf-binary", ".glb")
+mimetypes.add_type("application/json", ".json")
+
+SCHEMA_REVISION = "0004"  # the API needs the model's SQL functions and edit log (cim db init upgrades)
+
+
+@dataclass
+class ApiState:
+    cfg: Settings
+    db: ModelDb
+    catalog: Catalog
+
+
+def state(request: Request) -> ApiState:
+    return request.app.state.cim
+
+
+class BodyLimit:
+    """Refuses request bodies over CIM_API_MAX_BODY_BYTES (413), declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await problem(413, f"the request body is over {self.limit} bytes")(scope, receive, send)
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise problems.ApiError(413, f"the request body is over {self.limit} bytes")
+            return message
+
+        return await self.app(scope, limited, send)
+
+
+def _check_schema(model: Model) -> None:
+    with model.connect() as conn:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    if row is None or row[0] < SCHEMA_REVISION:
+        raise ModelError(f"model {model.info.name!r} has an older schema ({row[0] if row else 'none'}); "
+                         f"upgrade it with `cim db init --model {model.info.name}`")
+
+
+def create_app(model: Model | None = None, cfg: Settings | None = None) -> FastAPI:
+    """The API of one city model (default: the configured one, opened at start-up)."""
+    cfg = cfg or settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        m = model or Model.open()
+        _check_schema(m)
+        db = await open_db(m, cfg)
+        app.state.cim = ApiState(cfg, db, Catalog(db, cfg.api_catalog_ttl_s))
+        await app.state.cim.catalog.current()
+        try:
+            yield
+        finally:
+            await db.engine.dispose()
+
+    app = FastAPI(
+        title="cim city model API",
+        version=__version__,
+        description="OGC API - Features over a city information model (GIS + BIM + pipe networks), with 3D "
+                    "queries, object detail, pipe network analyses and OGC 3D Tiles.",
+        lifespan=lifespan,
+        openapi_url="/api",
+        docs_url=None,
+        redoc_url=None,
+    )
+    problems.install(app)
+
+    @app.middleware("http")
+    async def read_access(request: Request, call_next):
+        if request.method in ("GET", "HEAD"):
+            try:
+                check_read(request, cfg)
+            except problems.ApiError as exc:
+                return problem(exc.status, exc.detail, exc.headers)
+        return await call_next(request)
+
+    from cim.api.routes import analysis, core, features, objects, search, tiles
+
+    for module in (core, features, objects, search, analysis):
+        app.include_router(module.router)
+    tiles.mount(app, cfg.tiles_dir)
+    app.add_middleware(GZipMiddleware, minimum_size=2048)
+    app.add_middleware(CORSMiddleware, allow_origins=cfg.api_cors_origins, allow_methods=["*"],
+                       allow_headers=["*"], expose_headers=["ETag", "Content-Crs", "Link"])
+    app.add_middleware(BodyLimit, limit=cfg.api_max_body_bytes)
+    return app

@@ -1,0 +1,38 @@
+"""The API's connections to the city model: an async SQLAlchemy engine (psycopg) for queries, the model's
+synchronous handle for the pipe analyses, and the SRIDs PostGIS can transform to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from cim.config import Settings
+from cim.model.store import Model
+
+
+@dataclass
+class ModelDb:
+    model: Model
+    engine: AsyncEngine
+    known_srids: frozenset[int]
+
+    @property
+    def srid(self) -> int:
+        return self.model.info.srid
+
+
+async def open_db(model: Model, cfg: Settings) -> ModelDb:
+    engine = create_async_engine(
+        model.url,
+        pool_size=cfg.api_pool_size,
+        max_overflow=cfg.api_pool_size,
+        pool_pre_ping=False,
+        connect_args={"options": f"-c statement_timeout={cfg.api_statement_timeout_ms} "
+                                 "-c default_transaction_read_only=on"},
+    )
+    async with engine.connect() as conn:
+        srids = frozenset((await conn.execute(text(
+            "SELECT srid FROM spatial_ref_sys WHERE auth_name = 'EPSG'"))).scalars().all())
+    return ModelDb(model, engine, srids)

@@ -1,0 +1,263 @@
+"""OGC API - Features: collections, queryables, items (bbox, crs, datetime, CQL2 filter, sortby, properties,
+paging), single items, and edits of an item's properties (Part 4 style PATCH, with an API key)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+from fastapi import APIRouter, Body, Depends, Query, Request
+from sqlalchemy import select
+from starlette.responses import Response
+
+from cim.api import cql2, params
+from cim.api.app import ApiState, state
+from cim.api.catalog import Collection
+from cim.api.crs import CRS84, Crs, listed_uris, parse_crs
+from cim.api.edits import apply_edit
+from cim.api.features import (
+    Page,
+    bbox_condition,
+    check_properties,
+    datetime_condition,
+    equality_condition,
+    items_statement,
+)
+from cim.api.problems import ApiError
+from cim.api.render import GEOJSON, HTML, JSON, html_response, json_response, respond, self_links, url
+from cim.api.security import require_key
+
+router = APIRouter(tags=["Features"])
+TILES_TYPE = "application/json+3dtiles"
+ITEM_PARAMS = {"f", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "properties", "sortby", "filter",
+               "filter-lang", "filter-crs"}
+
+
+def _quote(cid: str) -> str:
+    from urllib.parse import quote
+
+    return quote(cid, safe="")
+
+
+def collection_json(request: Request, st: ApiState, coll: Collection) -> dict:
+    base = f"/collections/{_quote(coll.id)}"
+    links = [
+        {"href": url(request, base), "rel": "self", "type": JSON, "title": coll.title},
+        {"href": url(request, base, f="html"), "rel": "alternate", "type": HTML, "title": "as HTML"},
+        {"href": url(request, f"{base}/items"), "rel": "items", "type": GEOJSON, "title": "features (GeoJSON)"},
+        {"href": url(request, f"{base}/items", f="html"), "rel": "items", "type": HTML, "title": "features (HTML)"},
+        {"href": url(request, f"{base}/queryables"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+         "type": "application/schema+json", "title": "queryables"},
+    ]
+    content = []
+    tileset = coll.tileset(st.cfg.tiles_dir)
+    if tileset is not None:
+        href = url(request, f"/tiles/{tileset}")
+        content.append({"href": href, "rel": "original", "type": TILES_TYPE, "title": f"{coll.id} as 3D Tiles 1.1"})
+        links.append({"href": href, "rel": "http://www.opengis.net/def/rel/ogc/1.0/tileset", "type": TILES_TYPE,
+                      "title": "3D Tiles 1.1 tileset"})
+    t0, t1 = coll.time_range
+    out = {
+        "id": coll.id,
+        "title": coll.title,
+        "description": coll.description,
+        "itemType": "feature",
+        "links": links,
+        "extent": {
+            "spatial": {"bbox": [coll.bbox], "crs": CRS84},
+            "temporal": {"interval": [[t0, t1]], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"},
+            "vertical": {"interval": [list(coll.z_range)], "vrs": "orthometric height, metres"},
+        },
+        "crs": listed_uris(st.db.srid),
+        "storageCrs": f"http://www.opengis.net/def/crs/EPSG/0/{st.db.srid}",
+        "x-cim-layer": coll.layer,
+        "x-cim-kinds": list(coll.kinds),
+        "x-cim-count": coll.count,
+    }
+    if content:
+        out["content"] = content
+        out["collectionType"] = "3d-container"
+    return out
+
+
+@router.get("/collections", summary="The model's collections")
+async def collections(request: Request, f: str | None = None, st: ApiState = Depends(state)) -> Response:
+    found = await st.catalog.current()
+    data = {"title": "Collections", "links": self_links(request),
+            "collections": [collection_json(request, st, c) for c in found.values()],
+            "crs": listed_uris(st.db.srid)}
+    return respond(request, f, data, "collections.html")
+
+
+@router.get("/collections/{collection_id}", summary="One collection")
+async def collection(request: Request, collection_id: str, f: str | None = None,
+                     st: ApiState = Depends(state)) -> Response:
+    coll = await st.catalog.get(collection_id)
+    return respond(request, f, collection_json(request, st, coll), "collection.html")
+
+
+@router.get("/collections/{collection_id}/queryables", summary="Properties that filters and sortby can name")
+async def queryables(request: Request, collection_id: str, f: str | None = None,
+                     st: ApiState = Depends(state)) -> Response:
+    coll = await st.catalog.get(collection_id)
+    data = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": url(request, f"/collections/{_quote(coll.id)}/queryables"),
+        "type": "object",
+        "title": f"{coll.title}: queryables",
+        "properties": {name: q.schema() for name, q in coll.queryables.items()},
+        "additionalProperties": False,
+    }
+    return respond(request, f, data, media="application/schema+json")
+
+
+def _filters(request: Request, st: ApiState, coll: Collection, bbox: str | None, bbox_crs: str | None,
+             when: str | None, filter_: str | None, filter_lang: str | None, filter_crs: str | None) -> list:
+    conditions = []
+    box = params.bbox(bbox)
+    if box is not None:
+        conditions.append(bbox_condition(box, parse_crs(bbox_crs, "bbox-crs", st.db.known_srids), st.db.srid))
+    elif bbox_crs is not None:
+        parse_crs(bbox_crs, "bbox-crs", st.db.known_srids)
+    span = params.interval(when)
+    if span is not None:
+        conditions.append(datetime_condition(*span))
+    if filter_ is not None:
+        tree = cql2.parse(filter_, filter_lang)
+        fcrs = parse_crs(filter_crs, "filter-crs", st.db.known_srids)
+        conditions.append(cql2.to_sql(tree, coll, fcrs, st.db.srid, st.catalog.max_radius))
+    for key, value in request.query_params.multi_items():
+        if key in ITEM_PARAMS:
+            continue
+        q = coll.queryables.get(key)
+        if q is None:
+            raise ApiError(400, f"unknown query parameter {key!r}")
+        conditions.append(equality_condition(q, value))
+    return conditions
+
+
+def _page_links(request: Request, page: Page, returned: int, matched: int, media: str) -> list[dict]:
+    links = self_links(request, media)
+    params_ = {k: v for k, v in request.query_params.multi_items() if k not in ("offset", "limit", "f")}
+    if page.offset + returned < matched:
+        links.append({"href": url(request, request.url.path, **params_, offset=page.offset + page.limit,
+                                  limit=page.limit), "rel": "next", "type": media, "title": "next page"})
+    if page.offset > 0:
+        links.append({"href": url(request, request.url.path, **params_, offset=max(page.offset - page.limit, 0),
+                                  limit=page.limit), "rel": "prev", "type": media, "title": "previous page"})
+    links.append({"href": url(request, f"/collections/{_quote(page.collection.id)}"), "rel": "collection",
+                  "type": JSON, "title": page.collection.title})
+    return links
+
+
+async def run_page(st: ApiState, page: Page) -> tuple[int, int, str]:
+    async with st.db.engine.connect() as conn:
+        returned, matched, features = (await conn.execute(items_statement(page, st.db.srid))).one()
+    return returned, matched, features
+
+
+def feature_collection(request: Request, page: Page, returned: int, matched: int, features: str,
+                       extra: dict | None = None) -> bytes:
+    """The FeatureCollection around PostgreSQL's feature text, without parsing it again."""
+    head = {"type": "FeatureCollection", "numberMatched": matched, "numberReturned": returned,
+            "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "links": _page_links(request, page, returned, matched, GEOJSON), **(extra or {})}
+    return orjson.dumps(head)[:-1] + b',"features":[' + features.encode() + b"]}"
+
+
+def geo_headers(crs: Crs) -> dict[str, str]:
+    return {"Content-Crs": f"<{crs.uri}>"}
+
+
+@router.get("/collections/{collection_id}/items", summary="Features of a collection",
+            response_class=Response, responses={200: {"content": {GEOJSON: {}, HTML: {}}}})
+async def items(
+    request: Request,
+    collection_id: str,
+    limit: int | None = Query(None, ge=1, description="Page size (at most CIM_API_MAX_LIMIT, default 100)."),
+    offset: int = Query(0, ge=0, le=10_000_000),
+    bbox: str | None = Query(None, description="x1,y1,x2,y2 or x1,y1,z1,x2,y2,z2 in bbox-crs (default CRS84); "
+                                               "z is the orthometric height range."),
+    bbox_crs: str | None = Query(None, alias="bbox-crs"),
+    crs: str | None = Query(None, description="Output CRS URI (default CRS84)."),
+    datetime_: str | None = Query(None, alias="datetime", description="Instant or START/END ('..' open): "
+                                                                      "objects valid then."),
+    properties: str | None = Query(None, description="Comma-separated properties to return."),
+    sortby: str | None = Query(None, description="e.g. -top_z,+name"),
+    filter_: str | None = Query(None, alias="filter", description="CQL2 filter."),
+    filter_lang: str | None = Query(None, alias="filter-lang", description="cql2-text (default) or cql2-json."),
+    filter_crs: str | None = Query(None, alias="filter-crs"),
+    f: str | None = None,
+    st: ApiState = Depends(state),
+) -> Response:
+    coll = await st.catalog.get(collection_id)
+    html = _html_format(request, f)
+    out_crs = parse_crs(crs, "crs", st.db.known_srids)
+    page = Page(coll, out_crs, params.limit(limit, st.cfg), offset,
+                _filters(request, st, coll, bbox, bbox_crs, datetime_, filter_, filter_lang, filter_crs),
+                params.sortby(sortby), params.names(properties, "properties"))
+    check_properties(page)
+    returned, matched, features = await run_page(st, page)
+    body = feature_collection(request, page, returned, matched, features)
+    if html:
+        data = orjson.loads(body)
+        columns = list(dict.fromkeys(k for ft in data["features"] for k in ft["properties"]))[:12]
+        return html_response("items.html", request, data=data, title=f"{coll.title}: features",
+                             columns=columns, collection=coll.id)
+    return Response(body, media_type=GEOJSON, headers=geo_headers(out_crs))
+
+
+def _html_format(request: Request, f: str | None) -> bool:
+    from cim.api.render import wants_html
+
+    return wants_html(request, f)
+
+
+async def one_feature(st: ApiState, coll: Collection, code: str, out_crs: Crs) -> dict:
+    from cim.model.schema import city_object
+
+    page = Page(coll, out_crs, 1, 0, [city_object.c.code == code])
+    returned, _, features = await run_page(st, page)
+    if not returned:
+        raise ApiError(404, f"collection {coll.id!r} has no feature {code!r}")
+    return orjson.loads(features)
+
+
+@router.get("/collections/{collection_id}/items/{code}", summary="One feature by its unified code",
+            response_class=Response, responses={200: {"content": {GEOJSON: {}, HTML: {}}}})
+async def item(request: Request, collection_id: str, code: str, crs: str | None = None, f: str | None = None,
+               st: ApiState = Depends(state)) -> Response:
+    coll = await st.catalog.get(collection_id)
+    out_crs = parse_crs(crs, "crs", st.db.known_srids)
+    feature = await one_feature(st, coll, code, out_crs)
+    base = f"/collections/{_quote(coll.id)}"
+    feature["links"] = [
+        *self_links(request, GEOJSON),
+        {"href": url(request, base), "rel": "collection", "type": JSON, "title": coll.title},
+        {"href": url(request, f"/objects/{_quote(code)}"), "rel": "describedby", "type": JSON,
+         "title": "object detail: lineage, containment, network, edits"},
+    ]
+    if _html_format(request, f):
+        return html_response("item.html", request, data=feature, title=code, collection=coll.id)
+    return json_response(feature, GEOJSON, geo_headers(out_crs))
+
+
+@router.patch("/collections/{collection_id}/items/{code}", summary="Edit an item's properties (API key)",
+              response_class=Response, responses={200: {"content": {GEOJSON: {}}}})
+async def patch_item(
+    request: Request, collection_id: str, code: str,
+    patch: dict = Body(..., description='JSON merge patch: {"properties": {"status": "demolished", …}}; '
+                                        "null removes an attribute."),
+    st: ApiState = Depends(state),
+) -> Response:
+    editor = require_key(request, st.cfg, "editing")
+    coll = await st.catalog.get(collection_id)
+    await one_feature(st, coll, code, parse_crs(None, "crs", st.db.known_srids))
+    from starlette.concurrency import run_in_threadpool
+
+    await run_in_threadpool(apply_edit, st.db.model, coll, code, patch, editor)
+    feature = await one_feature(st, coll, code, parse_crs(None, "crs", st.db.known_srids))
+    return json_response(feature, GEOJSON)
+
+
+__all__ = ["router", "select"]

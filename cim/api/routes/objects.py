@@ -1,0 +1,133 @@
+"""Object detail by unified code, whatever its collection: attributes and BIM property sets, lineage (import
+batch and later edits), containment (storey, building, site, and the GIS building a BIM model stands for),
+network topology of pipes and nodes, the buildings a network serves, and where it is drawn."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import text
+from starlette.responses import Response
+
+from cim.api.app import ApiState, state
+from cim.api.catalog import NODE_KINDS
+from cim.api.problems import ApiError
+from cim.api.render import GEOJSON, JSON, respond, self_links, url
+
+router = APIRouter(tags=["Objects"])
+CHILDREN_SHOWN = 200
+
+OBJECT_SQL = text("""
+    SELECT o.code, o.kind, o.layer, o.name, o.attributes, o.base_z, o.top_z, o.lod, o.status, o.valid_from,
+           o.valid_to, o.source_file, o.source_id, o.parent_code, GeometryType(o.geom) AS geometry_type,
+           b.id AS batch_id, b.importer, b.source_name, b.source_sha256, b.source_crs, b.started_at, b.finished_at
+    FROM city_object o JOIN import_batch b ON b.id = o.batch_id WHERE o.code = :code""")
+PARENTS_SQL = text("""
+    WITH RECURSIVE up(code, depth) AS (
+      SELECT parent_code, 1 FROM city_object WHERE code = :code AND parent_code IS NOT NULL
+      UNION ALL
+      SELECT o.parent_code, up.depth + 1 FROM up JOIN city_object o ON o.code = up.code
+      WHERE o.parent_code IS NOT NULL AND up.depth < 32)
+    SELECT o.code, o.kind, o.name, o.attributes->>'building_code' FROM up JOIN city_object o USING (code)
+    ORDER BY up.depth""")
+CHILDREN_SQL = text("""SELECT code, kind, name FROM city_object WHERE parent_code = :code ORDER BY code
+                       LIMIT :n""")
+CHILD_COUNT_SQL = text("SELECT count(*) FROM city_object WHERE parent_code = :code")
+EDITS_SQL = text("""SELECT edited_at, editor, before, after FROM object_edit WHERE code = :code
+                    ORDER BY id""")
+PIPE_SQL = text("SELECT to_jsonb(s) - 'code' FROM pipe_segment s WHERE code = :code")
+NODE_SQL = text("SELECT to_jsonb(n) - 'code' FROM pipe_node n WHERE code = :code")
+NODE_PIPES_SQL = text("""SELECT code, CASE WHEN from_node = :code THEN 'from' ELSE 'to' END FROM pipe_segment
+                         WHERE from_node = :code OR to_node = :code ORDER BY code""")
+BIM_OF_SQL = text("""SELECT code, name FROM city_object WHERE kind = 'bim_building'
+                     AND attributes->>'building_code' = :code""")
+SERVED_BY_SQL = text("""SELECT n.code, n.network, n.node_type FROM pipe_node n WHERE n.building_code = :code
+                        ORDER BY n.code""")
+
+
+def collection_of(layer: str, kind: str) -> str:
+    return f"{layer}-nodes" if kind in NODE_KINDS else layer
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@router.get("/objects/{code}", summary="Everything the model knows about one object")
+async def detail(request: Request, code: str, f: str | None = None, st: ApiState = Depends(state)) -> Response:
+    async with st.db.engine.connect() as conn:
+        row = (await conn.execute(OBJECT_SQL, {"code": code})).mappings().first()
+        if row is None:
+            raise ApiError(404, f"no object {code!r} in the model")
+        parents = (await conn.execute(PARENTS_SQL, {"code": code})).all()
+        children = (await conn.execute(CHILDREN_SQL, {"code": code, "n": CHILDREN_SHOWN})).all()
+        n_children = (await conn.execute(CHILD_COUNT_SQL, {"code": code})).scalar_one()
+        edits = (await conn.execute(EDITS_SQL, {"code": code})).all()
+        pipe = (await conn.execute(PIPE_SQL, {"code": code})).scalar()
+        node = (await conn.execute(NODE_SQL, {"code": code})).scalar()
+        node_pipes = (await conn.execute(NODE_PIPES_SQL, {"code": code})).all() if node else []
+        bim = (await conn.execute(BIM_OF_SQL, {"code": code})).all() if row["kind"] == "building" else []
+        served = (await conn.execute(SERVED_BY_SQL, {"code": code})).all() if row["kind"] == "building" else []
+    cid = collection_of(row["layer"], row["kind"])
+    attributes = dict(row["attributes"])
+    psets = attributes.pop("psets", None)
+    data = {
+        "title": f"{row['code']} ({row['kind']})",
+        "code": row["code"],
+        "kind": row["kind"],
+        "name": row["name"],
+        "collection": cid,
+        "layer": row["layer"],
+        "status": row["status"],
+        "valid_from": _iso(row["valid_from"]),
+        "valid_to": _iso(row["valid_to"]),
+        "base_z": row["base_z"],
+        "top_z": row["top_z"],
+        "lod": row["lod"],
+        "geometry_type": row["geometry_type"],
+        "attributes": attributes,
+        "lineage": {
+            "import": {"batch": row["batch_id"], "importer": row["importer"], "source_file": row["source_file"],
+                       "source_id": row["source_id"], "source_sha256": row["source_sha256"],
+                       "source_crs": row["source_crs"], "imported_at": _iso(row["finished_at"] or row["started_at"])},
+            "edits": [{"at": _iso(at), "editor": who, "before": before, "after": after}
+                      for at, who, before, after in edits],
+        },
+        "containment": {
+            "parents": [{"code": c, "kind": k, "name": n} for c, k, n, _ in parents],
+            "storey": next(({"code": c, "name": n} for c, k, n, _ in parents if k == "bim_storey"), None),
+            "building": next(({"code": c, "name": n, "gis_building": gb} for c, k, n, gb in parents
+                              if k == "bim_building"), None),
+            "children": n_children,
+            "first_children": [{"code": c, "kind": k, "name": n} for c, k, n in children],
+        },
+    }
+    if psets is not None:
+        data["property_sets"] = psets
+    if row["kind"] == "bim_building" and attributes.get("building_code"):
+        data["containment"]["stands_for"] = attributes["building_code"]
+    if bim:
+        data["bim_models"] = [{"code": c, "name": n} for c, n in bim]
+    if served:
+        data["service_connections"] = [{"code": c, "network": net, "node_type": t} for c, net, t in served]
+    if pipe is not None:
+        data["pipe"] = pipe
+    if node is not None:
+        data["node"] = node
+        data["node"]["pipes"] = [{"code": c, "end": end} for c, end in node_pipes]
+    links = [
+        *self_links(request),
+        {"href": url(request, f"/collections/{quote(cid, safe='')}/items/{quote(code, safe='')}"), "rel": "item",
+         "type": GEOJSON, "title": "the feature (GeoJSON)"},
+        {"href": url(request, f"/collections/{quote(cid, safe='')}"), "rel": "collection", "type": JSON,
+         "title": cid},
+    ]
+    coll = (await st.catalog.current()).get(cid)
+    tileset = coll.tileset(st.cfg.tiles_dir) if coll is not None else None
+    if tileset is not None:
+        data["tileset"] = url(request, f"/tiles/{tileset}")
+        links.append({"href": data["tileset"], "rel": "http://www.opengis.net/def/rel/ogc/1.0/tileset",
+                      "type": "application/json+3dtiles", "title": "drawn in this tileset"})
+    data["links"] = links
+    return respond(request, f, data)

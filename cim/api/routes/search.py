@@ -1,0 +1,264 @@
+"""3D queries across collections: what meets a 3D box, what lies within a 3D distance of a point or a line, what
+lies in an elevation range, and what lies beneath a footprint (pipes under a building or a road).
+
+Objects are solids as cim_3d_distance sees them (migration 0004): LOD1 blocks from base to roof, pipes with
+their diameter, BIM elements and other surfaces as surfaces. Results are GeoJSON pages like /items, each
+feature with its `collection`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import shapely
+from fastapi import APIRouter, Depends, Query, Request
+from shapely.errors import GEOSException
+from sqlalchemy import String, and_, case, func, literal, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+from starlette.responses import Response
+
+from cim.api import params, spatial3d
+from cim.api.app import ApiState, state
+from cim.api.catalog import NODE_KINDS, Collection, Queryable, _core
+from cim.api.crs import Crs, parse_crs, to_storage
+from cim.api.features import Page, bbox_condition, check_properties
+from cim.api.problems import ApiError
+from cim.api.render import GEOJSON, JSON, respond, self_links, url
+from cim.api.routes.features import feature_collection, geo_headers, run_page
+from cim.model.schema import city_object
+
+router = APIRouter(prefix="/search", tags=["3D queries"])
+obj = city_object.c
+DEFAULT_WIDTH = {"road": 7.0, "railway": 3.0}  # m: corridor of a line object without a `width` attribute
+
+
+@dataclass
+class Scope:
+    """Several collections searched as one (the same interface as a Collection for Page)."""
+
+    collections: list[Collection]
+    queryables: dict[str, Queryable] = field(default_factory=_core)
+    id: str = "search"
+    family: str = "objects"
+
+    @property
+    def title(self) -> str:
+        return ", ".join(c.id for c in self.collections)
+
+    def join(self):
+        return city_object
+
+    def where(self) -> ColumnElement:
+        return or_(*(c.where() for c in self.collections)) if self.collections else literal(False)
+
+
+def collection_id() -> ColumnElement:
+    return case((obj.kind.in_(sorted(NODE_KINDS)), obj.layer + "-nodes"), else_=obj.layer)
+
+
+async def _scope(st: ApiState, names: str | None, default: str = "all") -> Scope:
+    found = await st.catalog.current()
+    wanted = params.names(names, "collections")
+    if wanted:
+        missing = [n for n in wanted if n not in found]
+        if missing:
+            raise ApiError(400, f"collections: no collection {', '.join(map(repr, missing))}; see /collections")
+        return Scope([found[n] for n in wanted])
+    if default == "networks":
+        return Scope([c for c in found.values() if c.family in ("pipes", "nodes")])
+    return Scope(list(found.values()))
+
+
+def _geometry(text: str, param: str, crs: Crs, srid: int) -> shapely.Geometry:
+    """A point or line as comma-separated x,y,z triples, or WKT, in `crs`, into the storage CRS."""
+    text = text.strip()
+    try:
+        if text[:1].isalpha():
+            geom = shapely.from_wkt(text)
+        else:
+            nums = params.numbers(text, param, tuple(range(3, 3 * 1000 + 1, 3)))
+            points = [nums[i:i + 3] for i in range(0, len(nums), 3)]
+            geom = shapely.Point(points[0]) if len(points) == 1 else shapely.LineString(points)
+    except (GEOSException, ValueError) as exc:
+        raise ApiError(400, f"{param}: not x,y,z[,x,y,z…] numbers nor WKT ({exc})") from None
+    if geom.is_empty or not shapely.has_z(geom):
+        raise ApiError(400, f"{param}: a 3D query needs heights (z)")
+    return to_storage(geom, crs, srid)
+
+
+def _paged(request: Request, st: ApiState, scope: Scope, conditions: list, crs: str | None, limit: int | None,
+           offset: int, properties: str | None, sortby: list, extra: dict | None = None) -> Page:
+    page = Page(scope, parse_crs(crs, "crs", st.db.known_srids), params.limit(limit, st.cfg), offset, conditions,
+                sortby, params.names(properties, "properties"),
+                {"collection": collection_id(), **(extra or {})})
+    check_properties(page)
+    return page
+
+
+async def _respond(request: Request, st: ApiState, page: Page, query: dict) -> Response:
+    returned, matched, features = await run_page(st, page)
+    body = feature_collection(request, page, returned, matched, features,
+                              {"query": query, "collections": [c.id for c in page.collection.collections]})
+    return Response(body, media_type=GEOJSON, headers=geo_headers(page.out_crs))
+
+
+Limit = Query(None, ge=1)
+Offset = Query(0, ge=0, le=10_000_000)
+Collections = Query(None, description="Comma-separated collection ids (default: all).")
+
+
+@router.get("", summary="The 3D queries")
+async def index(request: Request, f: str | None = None) -> Response:
+    data = {"title": "3D queries", "links": [
+        *self_links(request),
+        {"href": url(request, "/search/box"), "rel": "search", "type": GEOJSON,
+         "title": "objects meeting a 3D box: bbox=x1,y1,z1,x2,y2,z2"},
+        {"href": url(request, "/search/near"), "rel": "search", "type": GEOJSON,
+         "title": "objects within a 3D distance of a point or line: point=x,y,z or line=…, distance=m"},
+        {"href": url(request, "/search/elevation"), "rel": "search", "type": GEOJSON,
+         "title": "objects in an elevation range: zmin, zmax"},
+        {"href": url(request, "/search/beneath"), "rel": "search", "type": GEOJSON,
+         "title": "objects beneath a footprint: code=… (a building or road) or footprint=WKT&below=z"},
+    ]}
+    return respond(request, f, data, media=JSON)
+
+
+@router.get("/box", summary="Objects meeting a 3D box", response_class=Response,
+            responses={200: {"content": {GEOJSON: {}}}})
+async def box(
+    request: Request,
+    bbox: str = Query(..., description="x1,y1,z1,x2,y2,z2 (z: orthometric metres)"),
+    bbox_crs: str | None = Query(None, alias="bbox-crs"),
+    collections: str | None = Collections, crs: str | None = None, limit: int | None = Limit,
+    offset: int = Offset, properties: str | None = None, st: ApiState = Depends(state),
+) -> Response:
+    coords = params.bbox(bbox)
+    if len(coords) != 6:
+        raise ApiError(400, "bbox: a 3D box has 6 numbers x1,y1,z1,x2,y2,z2")
+    box_crs = parse_crs(bbox_crs, "bbox-crs", st.db.known_srids)
+    q = spatial3d.box_param(coords, box_crs, st.db.srid)
+    scope = await _scope(st, collections)
+    cond = spatial3d.within_3d(q, 0.0, st.catalog.max_radius)
+    page = _paged(request, st, scope, [cond], crs, limit, offset, properties, [])
+    return await _respond(request, st, page, {"box": coords, "crs": box_crs.uri})
+
+
+@router.get("/near", summary="Objects within a 3D distance of a point or line", response_class=Response,
+            responses={200: {"content": {GEOJSON: {}}}})
+async def near(
+    request: Request,
+    point: str | None = Query(None, description="x,y,z"),
+    line: str | None = Query(None, description="x1,y1,z1,x2,y2,z2[,…] or WKT LINESTRING Z"),
+    distance: float = Query(..., ge=0, le=10_000, description="metres, 3D"),
+    geom_crs: str | None = Query(None, alias="geom-crs", description="CRS of point/line (default CRS84)."),
+    collections: str | None = Collections, crs: str | None = None, limit: int | None = Limit,
+    offset: int = Offset, properties: str | None = None, st: ApiState = Depends(state),
+) -> Response:
+    if (point is None) == (line is None):
+        raise ApiError(400, "give either point or line")
+    gcrs = parse_crs(geom_crs, "geom-crs", st.db.known_srids)
+    geom = _geometry(point or line, "point" if point else "line", gcrs, st.db.srid)
+    q = spatial3d.geom_param(geom, st.db.srid)
+    scope = await _scope(st, collections)
+    dist = spatial3d.distance_3d(q)
+    scope.queryables["distance_m"] = Queryable("distance_m", "number", dist)
+    cond = spatial3d.within_3d(q, distance, st.catalog.max_radius)
+    page = _paged(request, st, scope, [cond], crs, limit, offset, properties, [("distance_m", True)],
+                  {"distance_m": func.round(func.cast(dist, _numeric()), 3)})
+    return await _respond(request, st, page, {"geometry": shapely.to_wkt(geom, rounding_precision=3),
+                                             "distance_m": distance, "crs": f"EPSG:{st.db.srid}"})
+
+
+def _numeric():
+    from sqlalchemy import Numeric
+
+    return Numeric
+
+
+@router.get("/elevation", summary="Objects in an elevation range", response_class=Response,
+            responses={200: {"content": {GEOJSON: {}}}})
+async def elevation(
+    request: Request,
+    zmin: float | None = Query(None, description="metres (orthometric)"),
+    zmax: float | None = Query(None, description="metres (orthometric)"),
+    mode: str = Query("overlaps", pattern="^(overlaps|within)$",
+                      description="overlaps: [base_z, top_z] meets the range; within: lies inside it"),
+    bbox: str | None = None, bbox_crs: str | None = Query(None, alias="bbox-crs"),
+    collections: str | None = Collections, crs: str | None = None, limit: int | None = Limit,
+    offset: int = Offset, properties: str | None = None, st: ApiState = Depends(state),
+) -> Response:
+    if zmin is None and zmax is None:
+        raise ApiError(400, "give zmin, zmax or both")
+    if zmin is not None and zmax is not None and zmin > zmax:
+        raise ApiError(400, "zmin is above zmax")
+    conditions = [spatial3d.elevation(zmin, zmax, mode == "within")]
+    box_ = params.bbox(bbox)
+    if box_ is not None:
+        conditions.append(bbox_condition(box_, parse_crs(bbox_crs, "bbox-crs", st.db.known_srids), st.db.srid))
+    scope = await _scope(st, collections)
+    page = _paged(request, st, scope, conditions, crs, limit, offset, properties, [])
+    return await _respond(request, st, page, {"zmin": zmin, "zmax": zmax, "mode": mode})
+
+
+async def _footprint_of(st: ApiState, code: str) -> tuple[bytes, float, str]:
+    """An object's 2D footprint (lines by their width), its base level and kind."""
+    width = func.coalesce(
+        case((obj.attributes["width"].astext.op("~")(r"^[0-9]+(\.[0-9]+)?$"),
+              func.cast(obj.attributes["width"].astext, _numeric())), else_=None),
+        case(*((obj.kind == k, literal(w)) for k, w in DEFAULT_WIDTH.items()), else_=literal(3.0)))
+    flat = func.ST_Force2D(func.cim_footprint(obj.geom))
+    shape = case((func.GeometryType(obj.geom).in_(("LINESTRING", "MULTILINESTRING")),
+                  func.ST_Buffer(flat, width / 2, literal("endcap=flat join=round", String))),
+                 (func.GeometryType(obj.geom).in_(("POINT", "MULTIPOINT")), func.ST_Buffer(flat, 1.0)),
+                 else_=flat)
+    stmt = select(func.ST_AsBinary(shape), func.coalesce(obj.base_z, func.ST_ZMin(obj.geom)), obj.kind) \
+        .where(obj.code == code)
+    async with st.db.engine.connect() as conn:
+        row = (await conn.execute(stmt)).first()
+    if row is None:
+        raise ApiError(404, f"no object {code!r} in the model")
+    return bytes(row[0]), float(row[1]), row[2]
+
+
+@router.get("/beneath", summary="Objects beneath a footprint (pipes under a building or road)",
+            response_class=Response, responses={200: {"content": {GEOJSON: {}}}})
+async def beneath(
+    request: Request,
+    code: str | None = Query(None, description="An object whose footprint to look under (a line by its width)."),
+    footprint: str | None = Query(None, description="Or a WKT polygon in geom-crs."),
+    geom_crs: str | None = Query(None, alias="geom-crs"),
+    below: float | None = Query(None, description="Level (m) the objects lie below; default: the object's "
+                                                  "base. Needed with footprint."),
+    collections: str | None = Query(None, description="Default: every pipe and node collection."),
+    crs: str | None = None, limit: int | None = Limit, offset: int = Offset, properties: str | None = None,
+    st: ApiState = Depends(state),
+) -> Response:
+    if (code is None) == (footprint is None):
+        raise ApiError(400, "give either code or footprint")
+    if code is not None:
+        wkb, base, kind = await _footprint_of(st, code)
+        area = shapely.from_wkb(wkb)
+        level = base if below is None else below
+    else:
+        if below is None:
+            raise ApiError(400, "below: give the level (m) the objects lie below when the footprint is a polygon")
+        try:
+            area = shapely.from_wkt(footprint)
+        except (GEOSException, ValueError) as exc:
+            raise ApiError(400, f"footprint: not WKT ({exc})") from None
+        if area.geom_type not in ("Polygon", "MultiPolygon") or not area.is_valid:
+            raise ApiError(400, "footprint: a valid WKT POLYGON or MULTIPOLYGON")
+        area = to_storage(area, parse_crs(geom_crs, "geom-crs", st.db.known_srids), st.db.srid)
+        level, kind = below, None
+    q = spatial3d.geom_param(shapely.force_2d(area), st.db.srid)
+    top = func.coalesce(obj.top_z, func.ST_ZMax(obj.geom))
+    conditions = [spatial3d.relate_2d("INTERSECTS", q), top < level]
+    if code is not None:
+        conditions.append(obj.code != code)
+    scope = await _scope(st, collections, default="networks")
+    page = _paged(request, st, scope, conditions, crs, limit, offset, properties, [],
+                  {"depth_below_m": func.round(func.cast(level - top, _numeric()), 3)})
+    return await _respond(request, st, page, {"code": code, "kind": kind, "below": level,
+                                             "footprint_area_m2": round(area.area, 1)})
+
+
+__all__ = ["and_"]

@@ -1,0 +1,48 @@
+"""`cim serve`: the analyst API (OGC API - Features, 3D queries, analyses, tiles); `cim api-key`: a new key."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from cim.cli.main import ModelOpt, _open, app, fail, guarded, out
+from cim.config import settings
+
+
+@app.command("serve")
+def serve_cmd(
+    host: str = typer.Option(None, help="Address to listen on (default CIM_API_HOST, 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default CIM_API_PORT, 8000)."),
+    workers: int = typer.Option(1, help="Worker processes."),
+    model: str | None = ModelOpt,
+) -> None:
+    """Serve the model over HTTP: OGC API - Features, 3D queries, pipe analyses and the 3D Tiles."""
+    import uvicorn
+
+    from cim.api.app import _check_schema
+
+    cfg = settings()
+    m = _open(model)
+    guarded(lambda: _check_schema(m))
+    os.environ["CIM_MODEL"] = m.info.name  # the workers open the same model
+    host, port = host or cfg.api_host, port or cfg.api_port
+    keys = f"{len(cfg.api_keys)} API key(s) for writes" if cfg.api_keys else "no API key: writes are disabled"
+    out.print(f"serving model {m.info.name!r} at http://{host}:{port}/ (tiles from {cfg.tiles_dir}; reads "
+              f"{'public' if cfg.api_public_read else 'need a key'}; {keys})")
+    try:
+        uvicorn.run("cim.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", access_log=False, proxy_headers=True)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc}")
+
+
+@app.command("api-key")
+def api_key_cmd() -> None:
+    """Make a new API key: give the key to the client, put its digest in CIM_API_KEYS."""
+    from cim.api.security import new_key
+
+    key, digest = new_key()
+    out.print(f"key:    {key}\ndigest: {digest}\n"
+              f"Give the key to the client (X-API-Key header); start the server with CIM_API_KEYS={digest} "
+              "(comma-separate several).")
