@@ -23,8 +23,11 @@ Both servers are started side by side (one uvicorn worker each, free loopback po
   bboxes with pyproj (EPSG:4547 -> EPSG:4326, always_xy, the square's transformed bounds): the same list for both.
 - sanity: the first BENCH_SANITY (default 8) bboxes are fetched once from each server; both must answer 200 with
   100 features and numberReturned 100. numberMatched and the feature ids are compared and any difference is printed
-  and counted (`sanity_matched_diff_max`, `sanity_id_mismatches`), not hidden; a numberMatched difference above 2 %
-  fails the bench (the servers would not be serving the same data).
+  and counted (`sanity_matched_diff_max` = cim - tipg, `sanity_id_mismatches`), not hidden; a numberMatched
+  difference above 2 % fails the bench (the servers would not be serving the same data). Beside them, the database's
+  own counts for two readings of a bbox: the CRS84 rectangle itself, and the EPSG:4547 envelope of it, which is what
+  tipg 1.6.1 queries (pyproj transform_bounds); `sanity_{cim,tipg}_{exact,envelope}` say for how many bboxes each
+  server's numberMatched equals each.
 - load, one server after the other (2 cores): wrk with bench/wrk_bbox.lua, BENCH_CONNECTIONS (20) connections on 2
   threads, each thread cycling through the bbox list; BENCH_WARMUP_S (5) seconds not counted, then BENCH_SECONDS
   (20) seconds measured. wrk measures each request from send to last byte (no coordinated-omission correction).
@@ -376,11 +379,24 @@ def cim_server() -> Server | str:
 # --- sanity and load -------------------------------------------------------------------------------------------
 
 
-def sanity(servers: dict[str, Server], boxes: list) -> dict:
-    """The first SANITY bboxes from every server: 100 features each; numberMatched and ids compared."""
+# What a bbox matches in the database under the two readings a server can give it: the CRS84 rectangle itself
+# (densified to ~10 m, then transformed), and the EPSG:4547 envelope of that (what tipg 1.6.1 queries).
+DB_COUNTS = f"""
+WITH r AS (SELECT ST_Transform(ST_Segmentize(ST_MakeEnvelope(%s, %s, %s, %s, 4326), 0.0001), {SRID}) AS g)
+SELECT (SELECT count(*) FROM city_object, r WHERE layer = %s AND ST_Intersects(geom, r.g)),
+       (SELECT count(*) FROM city_object, r WHERE layer = %s AND ST_Intersects(geom, ST_Envelope(r.g)))
+"""
+
+
+def sanity(servers: dict[str, Server], boxes: list, model: Model) -> dict:
+    """The first SANITY bboxes from every server: 100 features each; numberMatched and ids compared, and set beside
+    the database's own counts."""
     matched_diffs, id_mismatches, sizes = [], 0, {name: [] for name in servers}
     problems = []
-    for bbox, held in boxes[:SANITY]:
+    with model.connect() as conn:
+        db_counts = [conn.execute(DB_COUNTS, (*bbox, LAYER, LAYER)).fetchone() for bbox, _ in boxes[:SANITY]]
+    agree = {f"sanity_{name}_{reading}": 0 for name in servers for reading in ("exact", "envelope")}
+    for (bbox, _), (exact, envelope) in zip(boxes[:SANITY], db_counts, strict=True):
         answers = {}
         for name, server in servers.items():
             status, body, size = server.get_json(items_path(name, bbox))
@@ -393,8 +409,11 @@ def sanity(servers: dict[str, Server], boxes: list) -> dict:
                 problems.append(f"{name}: {len(features)} features, numberReturned {body.get('numberReturned')} "
                                 f"(wanted {LIMIT}) for {items_path(name, bbox)}")
             answers[name] = (body.get("numberMatched"), {str(f.get("id")) for f in features})
+            agree[f"sanity_{name}_exact"] += answers[name][0] == exact
+            agree[f"sanity_{name}_envelope"] += answers[name][0] == envelope
         line = "  ".join(f"{name} matched {m}" for name, (m, _) in answers.items())
-        log(f"  sanity bbox {','.join(f'{v:.5f}' for v in bbox)} ({held} buildings in its square): {line}")
+        log(f"  sanity bbox {','.join(f'{v:.5f}' for v in bbox)}: {line}  (database: {exact} in the CRS84 "
+            f"rectangle, {envelope} in its EPSG:{SRID} envelope)")
         if len(answers) == 2:
             (m_cim, ids_cim), (m_tipg, ids_tipg) = answers["cim"], answers["tipg"]
             if m_cim is None or m_tipg is None:
@@ -408,11 +427,10 @@ def sanity(servers: dict[str, Server], boxes: list) -> dict:
                 problems.append(f"numberMatched cim {m_cim} vs tipg {m_tipg}: not the same data")
             if ids_cim != ids_tipg and ids_cim and ids_tipg:
                 id_mismatches += 1
-                log(f"    feature ids differ: {len(ids_cim & ids_tipg)} of {LIMIT} in common "
-                    "(the servers order the matches differently)")
+                log(f"    feature ids differ: {len(ids_cim & ids_tipg)} of {LIMIT} in common")
     if problems:
         raise SystemExit("sanity check failed:\n" + "\n".join(f"  {p}" for p in problems))
-    out = {"sanity_bboxes": min(SANITY, len(boxes))}
+    out = {"sanity_bboxes": min(SANITY, len(boxes)), **agree}
     for name, values in sizes.items():
         out[f"{name}_response_kb"] = round(statistics.mean(values) / 1024, 1)
     if matched_diffs:
@@ -513,7 +531,7 @@ def main() -> None:
         with urllib.request.urlopen(f"{tipg.base}/collections/{PEER_COLLECTION}", timeout=30) as resp:
             collection = json.loads(resp.read())
         log(f"tipg: collection {collection['id']}")
-        checked = sanity(servers, boxes)
+        checked = sanity(servers, boxes, model)
         for name in ("tipg", "cim"):  # one after the other: 2 cores
             if name in servers:
                 figures[name] = load(wrk, servers[name], boxes)

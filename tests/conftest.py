@@ -95,3 +95,29 @@ def pipes_model(server, sample_dir) -> Model:
     import_epanet(m, sample_dir / "water.inp", "EPSG:4547", "water_epanet")
     yield m
     drop_database(m.url)
+
+
+def import_sample(m: Model, sample_dir: Path) -> None:
+    """The whole sample: terrain, GIS layers, CityJSON landmarks, the BIM building and three pipe networks."""
+    from cim.importers.cityjson import import_cityjson
+    from cim.importers.dem import import_dem
+    from cim.importers.gis import import_gis
+    from cim.importers.ifc import import_ifc
+    from cim.importers.pipes.gis import import_pipes
+
+    import_dem(m, sample_dir / "dem.tif")
+    for layer in ("buildings", "roads", "river"):
+        import_gis(m, sample_dir / "district.gpkg", layer)
+    import_cityjson(m, sample_dir / "landmarks.city.json", "landmarks")
+    import_ifc(m, sample_dir / "bim.ifc")
+    for network in ("water", "drainage", "gas"):
+        import_pipes(m, sample_dir / "pipes.gpkg", network)
+
+
+@pytest.fixture(scope="session")
+def full_model(server, sample_dir) -> Model:
+    """The whole sample district in one model, shared read-only by the tiler and API tests."""
+    m = _new_model()
+    import_sample(m, sample_dir)
+    yield m
+    drop_database(m.url)

@@ -20,6 +20,7 @@ RELATIONS = {"INTERSECTS": func.ST_Intersects, "DISJOINT": func.ST_Disjoint, "CO
              "WITHIN": func.ST_Within, "TOUCHES": func.ST_Touches, "CROSSES": func.ST_Crosses,
              "OVERLAPS": func.ST_Overlaps, "EQUALS": func.ST_Equals}
 FAR = 1e12  # an unbounded side of an index box
+GEOMETRY = Geometry(geometry_type=None)  # a cast to plain `geometry` (no 2D typmod)
 
 
 def geom_param(geom: shapely.Geometry, srid: int) -> ColumnElement:
@@ -32,7 +33,7 @@ def box_param(coords: tuple[float, ...], crs: Crs, srid: int) -> ColumnElement:
     poly, (z1, z2) = bbox_to_storage(coords, crs, srid)
     x1, y1, x2, y2 = poly.bounds  # a geographic box becomes the storage rectangle that holds it
     corners = func.ST_3DMakeBox(func.ST_MakePoint(x1, y1, z1), func.ST_MakePoint(x2, y2, z2))
-    return func.ST_SetSRID(cast(corners, Geometry), srid)
+    return func.ST_SetSRID(cast(corners, GEOMETRY), srid)
 
 
 def _radius() -> ColumnElement:
@@ -56,7 +57,7 @@ def distance_3d(q: ColumnElement) -> ColumnElement:
 
 def within_3d(q: ColumnElement, distance: float, max_radius: float) -> ColumnElement:
     """Objects whose solid lies within `distance` metres of q in 3D (0 = meets q)."""
-    index = obj.bbox3d.op("&&&")(cast(extent_3d(q, distance + max_radius + 1e-6), Geometry))
+    index = obj.bbox3d.op("&&&")(cast(extent_3d(q, distance + max_radius + 1e-6), GEOMETRY))
     return index & (distance_3d(q) <= distance + 1e-9)
 
 
@@ -76,7 +77,7 @@ def elevation(z1: float | None, z2: float | None, within: bool = False) -> Colum
     """Objects whose elevation range [base_z, top_z] meets [z1, z2] (or lies inside it, `within`)."""
     lo, hi = -FAR if z1 is None else z1, FAR if z2 is None else z2
     band = func.ST_3DMakeBox(func.ST_MakePoint(-FAR, -FAR, lo), func.ST_MakePoint(FAR, FAR, hi))
-    index = obj.bbox3d.op("&&&")(cast(band, Geometry))
+    index = obj.bbox3d.op("&&&")(cast(band, GEOMETRY))
     base, top = func.coalesce(obj.base_z, func.ST_ZMin(obj.geom)), func.coalesce(obj.top_z, func.ST_ZMax(obj.geom))
     if within:
         return index & (base >= lo) & (top <= hi)

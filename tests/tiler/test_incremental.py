@@ -10,7 +10,7 @@ from cim.cli.main import app
 from cim.importers.gis import import_gis
 from cim.tiler.build import build_tiles
 from cim.tiler.check import check_tileset, read_content
-from tests.tiler.conftest import import_sample
+from tests.conftest import import_sample
 
 
 @pytest.fixture

@@ -173,7 +173,7 @@ def _segments(model, layer: str, top: int) -> dict:
     from cim.analysis.isolation import critical, valve_segments
 
     seg = valve_segments(load_graph(model, layer))
-    return {"segments": seg.count, "valves_total": len(seg.valve_code), **critical(seg, top)}
+    return {"segments_total": seg.count, "valves_total": len(seg.valve_code), **critical(seg, top)}
 
 
 @router.get("/segments", summary="Valve segments and the most critical valves", response_class=Response,
@@ -183,7 +183,7 @@ async def segments(request: Request, layer: str = Layer, top: int = Query(10, ge
     result = await _call(_segments, st.db.model, layer, top)
     # a valve on a pipe end is named pipe@node: highlight its node
     roles = {"critical_valve": [v["valve"].split("@")[-1] for v in result["valves"]]}
-    summary = {"segments": result["segments"], "valves": result["valves_total"]}
+    summary = {"segments": result["segments_total"], "valves": result["valves_total"]}
     return await _answer(request, st, roles, summary, result, crs)
 
 

@@ -145,8 +145,9 @@ def _page_links(request: Request, page: Page, returned: int, matched: int, media
     if page.offset > 0:
         links.append({"href": url(request, request.url.path, **params_, offset=max(page.offset - page.limit, 0),
                                   limit=page.limit), "rel": "prev", "type": media, "title": "previous page"})
-    links.append({"href": url(request, f"/collections/{_quote(page.collection.id)}"), "rel": "collection",
-                  "type": JSON, "title": page.collection.title})
+    if isinstance(page.collection, Collection):  # not for searches across collections
+        links.append({"href": url(request, f"/collections/{_quote(page.collection.id)}"), "rel": "collection",
+                      "type": JSON, "title": page.collection.title})
     return links
 
 
