@@ -32,7 +32,9 @@ Both servers are started side by side (one uvicorn worker each, free loopback po
   threads, each thread cycling through the bbox list; BENCH_WARMUP_S (5) seconds not counted, then BENCH_SECONDS
   (20) seconds measured. wrk measures each request from send to last byte (no coordinated-omission correction).
   `rps` = completed requests / wrk's measured duration; `p50_ms`, `p99_ms` from wrk's latency histogram. Every
-  response outside 200-299, and every socket error or timeout (10 s), counts in `errors`.
+  response outside 200-299, and every socket error or timeout (10 s), counts in `errors`. `server_cpu_ms_per_request`
+  is the CPU time of the server's processes (not PostgreSQL's) over the measured phase per request: a figure less
+  at the mercy of whatever else runs on the machine (`loadavg_1m_before` hints at that).
 Writes bench/results/bench-api.json as {"metrics": {...}}; exits non-zero when the floor (rps >= 1.5 x tipg_rps
 and p99_ms <= tipg_p99_ms) is missed, when there are errors, or when `cim serve` is not available (the tipg figures
 are printed anyway, and kept in .cim/bench/bench-api-tipg.json). wrk is installed with apt-get when missing (as root
@@ -272,6 +274,21 @@ def stop_stale_servers() -> None:
     PIDS.unlink()
 
 
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group (from /proc)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid:
+                total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _stop_group(pid: int) -> None:
     """SIGTERM to the process group of a server this bench started (its own session), SIGKILL after 10 s."""
     for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
@@ -465,7 +482,9 @@ def load(wrk: str, server: Server, boxes: list) -> dict:
     log(f"{server.name}: warm-up, {WARMUP_S} s at {CONNECTIONS} connections (not counted) …")
     warm = run_wrk(wrk, server, paths_file, WARMUP_S)
     log(f"{server.name}: measuring, {SECONDS} s at {CONNECTIONS} connections …")
+    cpu = group_cpu_s(server.proc.pid)
     r = run_wrk(wrk, server, paths_file, SECONDS)
+    cpu = group_cpu_s(server.proc.pid) - cpu
     errors = r["non2xx"] + r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
     seconds = r["duration_us"] / 1e6
     figures = {"rps": round(r["requests"] / seconds, 1), "p50_ms": round(r["p50_us"] / 1000, 1),
@@ -473,6 +492,8 @@ def load(wrk: str, server: Server, boxes: list) -> dict:
                "mean_ms": round(r["mean_us"] / 1000, 1), "max_ms": round(r["max_us"] / 1000, 1),
                "requests": r["requests"], "errors": errors, "non2xx": r["non2xx"],
                "mb_per_s": round(r["bytes"] / seconds / 2**20, 2),
+               "server_cpu_ms_per_request": round(1000 * cpu / max(r["requests"], 1), 2),
+               "server_cpu_share": round(cpu / seconds, 2),
                "warmup_errors": warm["non2xx"] + warm["connect_errors"] + warm["read_errors"]
                + warm["write_errors"] + warm["timeouts"]}
     log(f"{server.name}: {figures['rps']:,.1f} requests/s, p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, "
@@ -493,7 +514,8 @@ def report(metrics: dict) -> None:
     log(f"{'':>20}  {'cim':>10}  {'tipg 1.6.1':>10}")
     for name, key in (("requests/s", "rps"), ("p50 ms", "p50_ms"), ("p90 ms", "p90_ms"), ("p99 ms", "p99_ms"),
                       ("mean ms", "mean_ms"), ("max ms", "max_ms"), ("requests", "requests"),
-                      ("errors", "errors"), ("response kB", "response_kb"), ("MB/s", "mb_per_s")):
+                      ("errors", "errors"), ("response kB", "response_kb"), ("MB/s", "mb_per_s"),
+                      ("server CPU ms/request", "server_cpu_ms_per_request"), ("server CPU cores", "server_cpu_share")):
         log(f"{name:>20}  {metrics.get(key, '-'):>10}  {metrics.get('tipg_' + key, '-'):>10}")
     for key, value in metrics.items():
         log(f"{key:>26}: {value}")
@@ -523,6 +545,7 @@ def main() -> None:
     if error:
         log(f"{error} Measuring tipg alone.")
     figures: dict[str, dict] = {}
+    load_before = os.getloadavg()[0]
     try:
         for server in servers.values():
             server.start()
@@ -547,7 +570,7 @@ def main() -> None:
     metrics["tipg_response_kb"] = checked["tipg_response_kb"]
     metrics.update({"buildings": N, "connections": CONNECTIONS, "threads": THREADS, "seconds": SECONDS,
                     "warmup_seconds": WARMUP_S, "bboxes": len(boxes), "bbox_buildings_median": statistics.median(held),
-                    "limit": LIMIT})
+                    "limit": LIMIT, "loadavg_1m_before": round(load_before, 2), "cpus": os.cpu_count()})
     metrics.update({k: v for k, v in checked.items() if k.startswith("sanity_")})
     if "cim" in figures:
         metrics["rps_ratio"] = round(metrics["rps"] / metrics["tipg_rps"], 2)

@@ -116,11 +116,15 @@ _lock = Lock()
 
 
 def _signature(conn: psycopg.Connection, layer: str) -> tuple:
-    return conn.execute("SELECT max(batch_id), count(*) FROM city_object WHERE layer = %s", (layer,)).fetchone()
+    """What the cached graph depends on: the layer's imports and any edit since (a valve closed through the
+    API changes the next analysis)."""
+    return conn.execute(
+        "SELECT max(batch_id), count(*), (SELECT max(id) FROM object_edit) FROM city_object WHERE layer = %s",
+        (layer,)).fetchone()
 
 
 def load_graph(model: Model, layer: str) -> Graph:
-    """The network of a model layer; cached until the layer is imported again."""
+    """The network of a model layer; cached until the layer is imported again or an object is edited."""
     with model.connect() as conn:
         sig = _signature(conn, layer)
         key = (str(model.url), layer)

@@ -121,6 +121,7 @@ class Collection:
     z_range: tuple[float | None, float | None]
     time_range: tuple[str | None, str | None]
     queryables: dict[str, Queryable] = field(default_factory=dict)
+    attribute_keys: frozenset[str] = frozenset()  # every attribute seen in the sample, nested ones included
 
     @property
     def title(self) -> str:
@@ -216,11 +217,11 @@ class Catalog:
                 [round(v, 8) for v in (lon0, lat0, lon1, lat1)], [x0, y0, x1, y1], tuple(g["z"]),
                 (t0.isoformat() if t0 else None, None if g["open"] or t1 is None else t1.isoformat()),
             )
-            coll.queryables = await self._queryables(conn, coll)
+            coll.queryables, coll.attribute_keys = await self._queryables(conn, coll)
             found[cid] = coll
         self.collections = found
 
-    async def _queryables(self, conn, coll: Collection) -> dict[str, Queryable]:
+    async def _queryables(self, conn, coll: Collection) -> tuple[dict[str, Queryable], frozenset[str]]:
         out = _core()
         if coll.family == "pipes":
             out.update(_table(pipe_segment))
@@ -238,7 +239,7 @@ class Catalog:
             q = _attribute(key, kind)
             if q is not None:
                 out[key] = q
-        return out
+        return out, frozenset(key for key, _, _ in sample)
 
     async def get(self, cid: str) -> Collection:
         from cim.api.problems import ApiError

@@ -38,9 +38,9 @@ def box_param(coords: tuple[float, ...], crs: Crs, srid: int) -> ColumnElement:
 
 def _radius() -> ColumnElement:
     """A pipe's half size in metres (0 for anything else): 3D tests measure to its outer surface."""
-    size = func.coalesce(pipe_segment.c.diameter_mm,
-                         func.greatest(pipe_segment.c.width_mm, pipe_segment.c.height_mm))
-    return select(func.coalesce(size / 2000.0, 0.0)).where(pipe_segment.c.code == obj.code).scalar_subquery()
+    ps = pipe_segment.alias("radius_of")  # its own alias: the outer query may join pipe_segment too
+    size = func.coalesce(ps.c.diameter_mm, func.greatest(ps.c.width_mm, ps.c.height_mm))
+    return select(func.coalesce(size / 2000.0, 0.0)).where(ps.c.code == obj.code).scalar_subquery()
 
 
 def extent_3d(q: ColumnElement, margin: float) -> ColumnElement:

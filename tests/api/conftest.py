@@ -53,7 +53,7 @@ def start_server(model: Model, tiles: Path, log: Path, **env: str) -> tuple[subp
         if proc.poll() is not None:
             raise RuntimeError(f"cim serve exited {proc.returncode}: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(url + "/conformance", timeout=2).status_code == 200:
+            if httpx.get(url + "/conformance", timeout=2).status_code in (200, 401):  # 401: reads closed
                 return proc, url
         except httpx.TransportError:
             pass
