@@ -34,7 +34,9 @@ Both servers are started side by side (one uvicorn worker each, free loopback po
   `rps` = completed requests / wrk's measured duration; `p50_ms`, `p99_ms` from wrk's latency histogram. Every
   response outside 200-299, and every socket error or timeout (10 s), counts in `errors`. `server_cpu_ms_per_request`
   is the CPU time of the server's processes (not PostgreSQL's) over the measured phase per request: a figure less
-  at the mercy of whatever else runs on the machine (`loadavg_1m_before` hints at that).
+  at the mercy of whatever else runs on the machine. The cores used during each measured phase are split into the
+  server, its PostgreSQL backends (those connected to the bench model), wrk and everything else
+  (`other_cpu_cores`, from /proc/stat); a warning is printed when everything else took more than 0.2 cores.
 Writes bench/results/bench-api.json as {"metrics": {...}}; exits non-zero when the floor (rps >= 1.5 x tipg_rps
 and p99_ms <= tipg_p99_ms) is missed, when there are errors, or when `cim serve` is not available (the tipg figures
 are printed anyway, and kept in .cim/bench/bench-api-tipg.json). wrk is installed with apt-get when missing (as root
@@ -49,6 +51,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -96,6 +99,7 @@ LAYER_FILTER = f"layer={LAYER}"  # tipg's property filter: city_object also hold
 FLOOR_RPS_RATIO = 1.5
 MATCHED_TOLERANCE = 0.02
 READY_TIMEOUT_S = 90.0
+OTHER_CPU_WARN = 0.2  # cores
 
 
 def log(message: str) -> None:
@@ -274,19 +278,43 @@ def stop_stale_servers() -> None:
     PIDS.unlink()
 
 
-def group_cpu_s(pgid: int) -> float:
-    """CPU seconds (user + system) used so far by the live processes of a process group (from /proc)."""
-    total = 0
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot() -> tuple[int, dict[int, tuple[int, int, str]]]:
+    """(busy jiffies of the whole machine, {pid: (process group, jiffies used, command line)}) from /proc."""
+    with open("/proc/stat") as fh:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fh.readline().split()[1:9])
+    procs = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
                 with open(f"/proc/{entry.name}/stat") as fh:
                     fields = fh.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                    cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if int(fields[2]) == pgid:
-                total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            procs[int(entry.name)] = (int(fields[2]), int(fields[11]) + int(fields[12]), cmdline)
+    return user + nice + system + irq + softirq + steal, procs
+
+
+def cpu_split(before: tuple, after: tuple, server_pgid: int, wrk_s: float, seconds: float) -> dict[str, float]:
+    """Cores used during a measured phase by the server's processes, its PostgreSQL backends (those of the bench
+    model's database), wrk, and everything else on the machine."""
+    (busy0, procs0), (busy1, procs1) = before, after
+
+    def used(pid: int) -> int:
+        return procs1[pid][1] - (procs0[pid][1] if pid in procs0 else 0)
+
+    server = sum(used(pid) for pid, (pgid, _, _) in procs1.items() if pgid == server_pgid) / TICK
+    backends = sum(used(pid) for pid, (_, _, cmd) in procs1.items()
+                   if cmd.startswith("postgres: ") and f" {MODEL} " in cmd) / TICK
+    machine = (busy1 - busy0) / TICK
+    return {"server_cpu_cores": round(server / seconds, 2), "postgres_cpu_cores": round(backends / seconds, 2),
+            "wrk_cpu_cores": round(wrk_s / seconds, 2),
+            "other_cpu_cores": round(max(0.0, machine - server - backends - wrk_s) / seconds, 2),
+            "server_cpu_s": server, "postgres_cpu_s": backends}
 
 
 def _stop_group(pid: int) -> None:
@@ -482,9 +510,11 @@ def load(wrk: str, server: Server, boxes: list) -> dict:
     log(f"{server.name}: warm-up, {WARMUP_S} s at {CONNECTIONS} connections (not counted) …")
     warm = run_wrk(wrk, server, paths_file, WARMUP_S)
     log(f"{server.name}: measuring, {SECONDS} s at {CONNECTIONS} connections …")
-    cpu = group_cpu_s(server.proc.pid)
+    before, children = cpu_snapshot(), resource.getrusage(resource.RUSAGE_CHILDREN)
     r = run_wrk(wrk, server, paths_file, SECONDS)
-    cpu = group_cpu_s(server.proc.pid) - cpu
+    after, children_after = cpu_snapshot(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_s = (children_after.ru_utime + children_after.ru_stime) - (children.ru_utime + children.ru_stime)
+    cpu = cpu_split(before, after, server.proc.pid, wrk_s, r["duration_us"] / 1e6)
     errors = r["non2xx"] + r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
     seconds = r["duration_us"] / 1e6
     figures = {"rps": round(r["requests"] / seconds, 1), "p50_ms": round(r["p50_us"] / 1000, 1),
@@ -492,13 +522,19 @@ def load(wrk: str, server: Server, boxes: list) -> dict:
                "mean_ms": round(r["mean_us"] / 1000, 1), "max_ms": round(r["max_us"] / 1000, 1),
                "requests": r["requests"], "errors": errors, "non2xx": r["non2xx"],
                "mb_per_s": round(r["bytes"] / seconds / 2**20, 2),
-               "server_cpu_ms_per_request": round(1000 * cpu / max(r["requests"], 1), 2),
-               "server_cpu_share": round(cpu / seconds, 2),
+               "server_cpu_ms_per_request": round(1000 * cpu.pop("server_cpu_s") / max(r["requests"], 1), 2),
+               "postgres_cpu_ms_per_request": round(1000 * cpu.pop("postgres_cpu_s") / max(r["requests"], 1), 2),
+               **cpu,
                "warmup_errors": warm["non2xx"] + warm["connect_errors"] + warm["read_errors"]
                + warm["write_errors"] + warm["timeouts"]}
     log(f"{server.name}: {figures['rps']:,.1f} requests/s, p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, "
         f"{figures['requests']:,} requests, {errors} errors (warm-up: {warm['requests']:,} requests, "
         f"{figures['warmup_errors']} errors)")
+    log(f"{server.name}: cores used: server {cpu['server_cpu_cores']}, its PostgreSQL backends "
+        f"{cpu['postgres_cpu_cores']}, wrk {cpu['wrk_cpu_cores']}, everything else {cpu['other_cpu_cores']}")
+    if cpu["other_cpu_cores"] > OTHER_CPU_WARN:
+        log(f"{server.name}: WARNING: other processes took {cpu['other_cpu_cores']} of the {os.cpu_count()} cores "
+            "during the measurement; its figures are lower than on a quiet machine")
     return figures
 
 
@@ -511,12 +547,16 @@ def _terminate(signum, frame):  # so that `finally` stops the servers on SIGTERM
 
 def report(metrics: dict) -> None:
     log("")
-    log(f"{'':>20}  {'cim':>10}  {'tipg 1.6.1':>10}")
-    for name, key in (("requests/s", "rps"), ("p50 ms", "p50_ms"), ("p90 ms", "p90_ms"), ("p99 ms", "p99_ms"),
-                      ("mean ms", "mean_ms"), ("max ms", "max_ms"), ("requests", "requests"),
-                      ("errors", "errors"), ("response kB", "response_kb"), ("MB/s", "mb_per_s"),
-                      ("server CPU ms/request", "server_cpu_ms_per_request"), ("server CPU cores", "server_cpu_share")):
-        log(f"{name:>20}  {metrics.get(key, '-'):>10}  {metrics.get('tipg_' + key, '-'):>10}")
+    log(f"{'':>26}  {'cim':>10}  {'tipg 1.6.1':>10}")
+    rows = (("requests/s", "rps"), ("p50 ms", "p50_ms"), ("p90 ms", "p90_ms"), ("p99 ms", "p99_ms"),
+            ("mean ms", "mean_ms"), ("max ms", "max_ms"), ("requests", "requests"), ("errors", "errors"),
+            ("response kB", "response_kb"), ("MB/s", "mb_per_s"),
+            ("server CPU ms/request", "server_cpu_ms_per_request"),
+            ("PostgreSQL CPU ms/request", "postgres_cpu_ms_per_request"), ("server cores", "server_cpu_cores"),
+            ("PostgreSQL cores", "postgres_cpu_cores"), ("wrk cores", "wrk_cpu_cores"),
+            ("other cores", "other_cpu_cores"))
+    for name, key in rows:
+        log(f"{name:>26}  {metrics.get(key, '-'):>10}  {metrics.get('tipg_' + key, '-'):>10}")
     for key, value in metrics.items():
         log(f"{key:>26}: {value}")
 

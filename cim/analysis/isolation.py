@@ -158,19 +158,26 @@ def _plan(seg: Segments, segs: np.ndarray, failed: set[int]) -> tuple[np.ndarray
         segs = np.union1d(segs, seg.segs_of_valves(stuck))
 
 
-def _cut_off(seg: Segments, out: np.ndarray, boundary: np.ndarray) -> np.ndarray:
-    """Segments left without a source when `out` is isolated (none if the network has no sources)."""
-    if not len(seg.source_seg):
-        return np.array([], dtype=np.int64)
+def _fed(seg: Segments, out: np.ndarray, boundary: np.ndarray) -> np.ndarray:
+    """Per segment: connected to a source through open valves, with `out` isolated behind `boundary`."""
     open_valve = ~seg.valve_closed
     open_valve[boundary] = False
     a, b, v = seg.joins
     keep = open_valve[v] & ~np.isin(a, out) & ~np.isin(b, out)
     joined = csr_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(seg.count, seg.count))
     _, label = connected_components(joined, directed=False)
-    fed = np.isin(label, label[np.setdiff1d(seg.source_seg, out)])
-    fed[out] = True
-    return np.flatnonzero(~fed)
+    return np.isin(label, label[np.setdiff1d(seg.source_seg, out)])
+
+
+def _cut_off(seg: Segments, out: np.ndarray, boundary: np.ndarray) -> np.ndarray:
+    """Segments that had supply and lose it when `out` is isolated (none if the network has no sources); a
+    part already dry behind a normally closed valve is not cut off by the burst."""
+    if not len(seg.source_seg):
+        return np.array([], dtype=np.int64)
+    empty = np.array([], dtype=np.int64)
+    lost = _fed(seg, empty, empty) & ~_fed(seg, out, boundary)
+    lost[out] = False
+    return np.flatnonzero(lost)
 
 
 def isolate(seg: Segments, code: str, failed: Iterable[str] = (), alternatives: bool = False) -> Isolation:

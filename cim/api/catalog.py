@@ -37,6 +37,7 @@ class Queryable:
     output: ColumnElement | None = None  # the value in the feature's properties (default: expr)
     description: str = ""
     attribute: bool = False  # from the attributes JSONB (its properties come with the whole object)
+    sparse: bool = False  # left out of a feature's properties where null (network columns in a mixed search)
 
     def schema(self) -> dict:
         if self.type == "geometry":
@@ -91,8 +92,22 @@ def _core() -> dict[str, Queryable]:
     return out
 
 
-def _table(table) -> dict[str, Queryable]:
-    return {c.name: Queryable(c.name, _type_of(c), c) for c in table.columns if c.name != "code"}
+def _table(table, sparse: bool = False) -> dict[str, Queryable]:
+    return {c.name: Queryable(c.name, _type_of(c), c, sparse=sparse) for c in table.columns if c.name != "code"}
+
+
+def mixed_queryables() -> dict[str, Queryable]:
+    """Queryables of a search across collections: the object columns, and the pipe and node columns where
+    the object has them."""
+    out = {**_core(), **_table(pipe_segment, True), **_table(pipe_node, True)}
+    network = func.coalesce(pipe_segment.c.network, pipe_node.c.network)
+    out["network"] = Queryable("network", "string", network, sparse=True)
+    return out
+
+
+def mixed_join():
+    return city_object.outerjoin(pipe_segment, pipe_segment.c.code == obj.code) \
+        .outerjoin(pipe_node, pipe_node.c.code == obj.code)
 
 
 def _attribute(key: str, kind: str) -> Queryable | None:

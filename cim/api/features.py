@@ -109,10 +109,13 @@ def properties_json(page: Page) -> ColumnElement:
     coll = page.collection
     typed = [q for q in coll.queryables.values() if not q.attribute and q.type != "geometry"]
     if page.properties is None:
-        pairs = [x for q in typed for x in (_key(q.name), q.output if q.output is not None else q.expr)]
+        pairs = [x for q in typed if not q.sparse for x in (_key(q.name), q.output if q.output is not None
+                                                              else q.expr)]
         for name, expr in page.extra.items():
             pairs += [_key(name), expr]
-        return obj.attributes.op("||")(func.jsonb_build_object(*pairs))
+        out = obj.attributes.op("||")(func.jsonb_build_object(*pairs))
+        sparse = [x for q in typed if q.sparse for x in (_key(q.name), q.expr)]
+        return out.op("||")(func.jsonb_strip_nulls(func.jsonb_build_object(*sparse))) if sparse else out
     pairs = []
     for name in page.properties:
         if name in page.extra:

@@ -104,3 +104,18 @@ def test_drainage_flows_to_outlets(pipes_model):
     source = gas.node_code[gas.node_type == "source"][0]
     reached = trace(gas, source, "downstream")
     assert len(reached.pipes) > 0.9 * gas.p
+
+
+def test_a_branch_dry_behind_a_closed_valve_is_not_cut_off_by_a_burst(pipes_model):
+    """The sample has a normally closed valve with a dead branch behind it: no burst elsewhere puts it out."""
+    graph = load_graph(pipes_model, "water")
+    seg = valve_segments(graph)
+    fed = set()
+    for source in graph.node_code[graph.sources()]:
+        fed |= set(trace(graph, str(source), "connected").pipes)
+    dry = set(graph.pipe_code) - fed
+    assert dry, "the sample keeps a branch behind a normally closed valve"
+    for target in graph.pipe_code[::400]:
+        result = isolate(seg, str(target))
+        assert not set(result.cut_off_pipes) & dry
+        assert set(result.cut_off_pipes) <= fed

@@ -57,6 +57,27 @@ def test_owslib_conformance(oaf):
         assert cls in conforms, f"conformance lacks {cls}"
 
 
+def test_api_definition_is_served_as_the_landing_page_says(client):
+    links = [link for link in client.get("/").json()["links"] if link["rel"] == "service-desc"]
+    assert len(links) == 1, links
+    r = client.get(links[0]["href"])
+    assert r.status_code == 200 and r.json()["openapi"].startswith("3.")
+    media = r.headers["content-type"].split(";")[0].strip()
+    assert media == links[0]["type"].split(";")[0], (
+        f"the service-desc link promises {links[0]['type']}, GET /api answers Content-Type {r.headers['content-type']}")
+
+
+def test_owslib_finds_the_api_definition(oaf):
+    try:
+        spec = oaf.api()
+    except RuntimeError as exc:
+        raise AssertionError(
+            f"OWSLib Features.api() cannot find the OpenAPI document ({exc}): it follows only a service-desc link "
+            f"of type application/vnd.oai.openapi+json;version=3.0 (or the YAML one), and the landing page offers "
+            f"only ...;version=3.1") from None
+    assert "/collections/{collection_id}/items" in spec["paths"] or "/collections/{collectionId}/items" in spec["paths"]
+
+
 def test_owslib_lists_every_collection_of_the_model(api, oaf):
     expected = _db_collections(api)
     listed = oaf.feature_collections()
@@ -261,6 +282,19 @@ def test_gdal_spatial_and_attribute_filters(api):
     expected = _db_codes(api, "layer = 'buildings' AND kind = 'building' AND attributes->>'use' = 'residential' "
                               "AND (attributes->>'height')::float8 > 30")
     assert set(df["id"]) == expected
+
+
+def test_a_world_bbox_holds_every_building(api, client):
+    """A client zoomed out to the whole world (QGIS sends its map extent as bbox) still gets every building."""
+    r = client.get("/collections/buildings/items", params={"bbox": "-180,-90,180,90", "limit": 1})
+    assert r.status_code == 200, r.text
+    assert r.json()["numberMatched"] == 2362, (
+        f"bbox=-180,-90,180,90 matched {r.json()['numberMatched']} of 2362 buildings: crs.to_storage() densifies "
+        f"the CRS84 box and projects it whole into EPSG:4547 (Gauss-Kruger, 3° zone), where points far from "
+        f"114°E fold over; the projected polygon no longer holds the district")
+    df = pyogrio.read_dataframe(_oapif(api), layer="buildings", bbox=(-180, -90, 180, 90), CRS="OGC:CRS84",
+                                columns=["code"])
+    assert len(df) == 2362, f"GDAL with a world spatial filter read {len(df)} of 2362 buildings"
 
 
 # ---------------------------------------------------------------------------------------------- crs

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from cim.api import params, spatial3d
 from cim.api.app import ApiState, state
-from cim.api.catalog import NODE_KINDS, Collection, Queryable, _core
+from cim.api.catalog import NODE_KINDS, Collection, Queryable, mixed_join, mixed_queryables
 from cim.api.crs import Crs, parse_crs, to_storage
 from cim.api.features import Page, bbox_condition, check_properties
 from cim.api.problems import ApiError
@@ -36,7 +36,7 @@ class Scope:
     """Several collections searched as one (the same interface as a Collection for Page)."""
 
     collections: list[Collection]
-    queryables: dict[str, Queryable] = field(default_factory=_core)
+    queryables: dict[str, Queryable] = field(default_factory=mixed_queryables)
     id: str = "search"
     family: str = "objects"
 
@@ -45,7 +45,7 @@ class Scope:
         return ", ".join(c.id for c in self.collections)
 
     def join(self):
-        return city_object
+        return mixed_join()
 
     def where(self) -> ColumnElement:
         return or_(*(c.where() for c in self.collections)) if self.collections else literal(False)
@@ -56,12 +56,15 @@ def collection_id() -> ColumnElement:
 
 
 async def _scope(st: ApiState, names: str | None, default: str = "all") -> Scope:
-    found = await st.catalog.current()
+    """The collections a 3D query looks in; terrain is left out (its geometry is the DEM's outline, not the
+    ground surface)."""
+    found = {cid: c for cid, c in (await st.catalog.current()).items() if "terrain" not in c.kinds}
     wanted = params.names(names, "collections")
     if wanted:
         missing = [n for n in wanted if n not in found]
         if missing:
-            raise ApiError(400, f"collections: no collection {', '.join(map(repr, missing))}; see /collections")
+            raise ApiError(400, f"collections: no collection {', '.join(map(repr, missing))} for 3D queries "
+                                "(terrain is a raster); see /collections")
         return Scope([found[n] for n in wanted])
     if default == "networks":
         return Scope([c for c in found.values() if c.family in ("pipes", "nodes")])

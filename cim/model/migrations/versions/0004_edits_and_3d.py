@@ -8,8 +8,8 @@
 - cim_prism_shell(g, base, top): the closed shell (floor, roof, walls) of an LOD1 block.
 - cim_3d_distance(g, base, top, lod, radius, q): 3D distance from an object's solid to a query geometry q
   (a point, a line, a surface, or a box as a closed POLYHEDRALSURFACE), 0 when they meet. LOD1 blocks count
-  as solids from base to top, pipes by their outer surface (centreline distance minus the radius), other
-  surfaces as surfaces.
+  as solids from base to top, pipes by their outer surface (centreline distance minus the radius), the
+  boxes of BIM storeys, buildings and sites as solids, other surfaces as surfaces.
 
 Revision ID: 0004
 """
@@ -69,6 +69,11 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
          AND ST_YMin(g) >= ST_YMin(q) AND ST_YMax(g) <= ST_YMax(q)
          AND coalesce(base, ST_ZMin(g)) >= ST_ZMin(q) AND coalesce(top, ST_ZMax(g)) <= ST_ZMax(q)
       THEN 0.0  -- the object lies inside the box
+    WHEN GeometryType(g) = 'POLYHEDRALSURFACE' AND ST_NumPatches(g) = 6 AND ST_IsClosed(g)
+         AND ST_X(cim_first_point(q)) BETWEEN ST_XMin(g) AND ST_XMax(g)
+         AND ST_Y(cim_first_point(q)) BETWEEN ST_YMin(g) AND ST_YMax(g)
+         AND ST_Z(cim_first_point(q)) BETWEEN ST_ZMin(g) AND ST_ZMax(g)
+      THEN 0.0  -- q starts inside a box-shaped volume (a BIM storey, building or site)
     WHEN cim_is_prism(g, base, top, lod) THEN CASE
       WHEN ST_Intersects(ST_Force2D(g), ST_Force2D(cim_first_point(q)))
            AND ST_Z(cim_first_point(q)) BETWEEN base AND top
