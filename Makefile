@@ -6,10 +6,11 @@ CIM    := $(BIN)/cim
 SAMPLE := sample_data/build
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test setup sysdeps venv sample import-sample tiles db-up db-down lint bench-import bench-ifc bench-pipes bench-tiles bench-api clean
+.PHONY: demo test setup sysdeps venv sample import-sample tiles serve db-up db-down lint bench-import bench-ifc bench-pipes bench-tiles bench-api clean
 
-demo: setup db-up sample import-sample tiles  ## set everything up, import the sample district, build its tiles, print what loaded
+demo: setup db-up sample import-sample tiles  ## set everything up, import the sample district, build its tiles, serve the API
 	@$(CIM) info
+	@$(MAKE) --no-print-directory serve
 
 test: setup  ## the whole test suite against a real local PostGIS
 	$(BIN)/pytest -q
@@ -54,6 +55,9 @@ import-sample:
 
 tiles:  ## 3D Tiles of every layer of the model into tiles/ (only the tiles whose objects changed)
 	@$(CIM) tile --out tiles
+
+serve:  ## the API (OGC API - Features, 3D queries, analyses, /tiles) on CIM_API_HOST:CIM_API_PORT until Ctrl-C
+	@$(CIM) serve
 
 lint: setup
 	$(BIN)/ruff check cim tests bench scripts

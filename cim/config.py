@@ -53,13 +53,15 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = 1_000_000
     api_statement_timeout_ms: int = 20000
     api_cors_origins: Annotated[list[str], NoDecode] = ["*"]
+    api_crs: Annotated[list[int], NoDecode] = [4326, 4490, 3857, 32649, 32650]
+    """EPSG codes the API speaks besides CRS84 and the storage CRS (WGS 84, CGCS2000, Web Mercator, UTM 49/50N)."""
     api_pool_size: int = 10
     api_catalog_ttl_s: float = 5.0
     """How often at most the API looks for new imports (new layers, extents, queryables)."""
     tiles_dir: Path = PROJECT_ROOT / "tiles"
     """The tilesets `cim serve` publishes at /tiles (what `cim tile` wrote)."""
 
-    @field_validator("api_keys", "api_cors_origins", mode="before")
+    @field_validator("api_keys", "api_cors_origins", "api_crs", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):

@@ -13,7 +13,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cim import __version__
-from cim.api import problems
+from cim.api import openapi, problems
 from cim.api.catalog import Catalog
 from cim.api.db import ModelDb, open_db
 from cim.api.problems import problem
@@ -94,11 +94,12 @@ def create_app(model: Model | None = None, cfg: Settings | None = None) -> FastA
         description="OGC API - Features over a city information model (GIS + BIM + pipe networks), with 3D "
                     "queries, object detail, pipe network analyses and OGC 3D Tiles.",
         lifespan=lifespan,
-        openapi_url="/api",
+        openapi_url=None,  # /api serves the OpenAPI 3.0 form (cim.api.openapi)
         docs_url=None,
         redoc_url=None,
     )
     problems.install(app)
+    openapi.install(app)
 
     @app.middleware("http")
     async def read_access(request: Request, call_next):

@@ -15,10 +15,8 @@ from pyproj.exceptions import CRSError
 from cim.api.problems import ApiError
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-CRS84H = "http://www.opengis.net/def/crs/OGC/0/CRS84h"
 EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{}"
-# Listed in every collection besides CRS84 and the storage CRS: WGS 84, CGCS2000 geographic, Web Mercator.
-LISTED_EPSG = (4326, 4490, 3857)
+MAX_VERTICES = 20_000  # an input geometry densified for a transform stays below this
 _EPSG_FORMS = (
     re.compile(r"^https?://www\.opengis\.net/def/crs/EPSG/0/(\d+)$"),
     re.compile(r"^urn:ogc:def:crs:EPSG:[\d.]*:(\d+)$", re.I),
@@ -49,7 +47,8 @@ def _describe(srid: int) -> tuple[bool, bool]:
 
 
 def parse_crs(value: str | None, param: str, known_srids: frozenset[int]) -> Crs:
-    """A `crs`/`bbox-crs`/`filter-crs` value: CRS84 when empty; EPSG URIs, URNs and EPSG:N otherwise."""
+    """A `crs`/`bbox-crs`/`filter-crs` value: CRS84 when empty; EPSG URIs, URNs and EPSG:N of the listed CRSs
+    (`known_srids`: CIM_API_CRS and the storage CRS) otherwise."""
     if value is None or value == "" or value in (CRS84, "CRS84", "OGC:CRS84"):
         return Crs(CRS84, 4326, False, True)
     text = value.strip().strip("[]")  # safe CURIE form [EPSG:4326]
@@ -63,7 +62,8 @@ def parse_crs(value: str | None, param: str, known_srids: frozenset[int]) -> Crs
         raise ApiError(400, f"{param}: {value!r} is not a CRS this API knows; use {CRS84} or "
                             f"{EPSG_URI.format('<code>')}")
     if srid not in known_srids:
-        raise ApiError(400, f"{param}: EPSG:{srid} is not supported by this server")
+        listed = ", ".join(f"EPSG:{c}" for c in sorted(known_srids))
+        raise ApiError(400, f"{param}: EPSG:{srid} is not one of this server's CRSs (CRS84, {listed})")
     try:
         swapped, geographic = _describe(srid)
     except CRSError:
@@ -71,8 +71,9 @@ def parse_crs(value: str | None, param: str, known_srids: frozenset[int]) -> Crs
     return Crs(EPSG_URI.format(srid), srid, swapped, geographic)
 
 
-def listed_uris(storage_srid: int) -> list[str]:
-    return [CRS84, *(EPSG_URI.format(c) for c in dict.fromkeys((*LISTED_EPSG, storage_srid)))]
+def listed_uris(srids: frozenset[int], storage_srid: int) -> list[str]:
+    """The `crs` list of every collection: CRS84, then the storage CRS, then the others."""
+    return [CRS84, *(EPSG_URI.format(c) for c in dict.fromkeys((storage_srid, *sorted(srids))))]
 
 
 @lru_cache(maxsize=64)
@@ -80,29 +81,60 @@ def _transformer(src: int, dst: int) -> Transformer:
     return Transformer.from_crs(CRS.from_epsg(src), CRS.from_epsg(dst), always_xy=True)
 
 
-def to_storage(geom: shapely.Geometry, crs: Crs, storage_srid: int) -> shapely.Geometry:
-    """A geometry given in `crs` (in its axis order) as storage-CRS coordinates; Z passes unchanged. Edges in
-    degrees are densified first so that a transformed polygon keeps its shape."""
-    if crs.swapped:
-        geom = shapely.transform(geom, lambda xy: xy[:, ::-1])
-    if crs.srid == storage_srid:
-        return geom
-    if crs.geographic:
-        geom = shapely.segmentize(geom, 0.0005)  # about 50 m
-    tr = _transformer(crs.srid, storage_srid)
+@lru_cache(maxsize=16)
+def area_of_use(srid: int) -> tuple[float, float, float, float]:
+    """The storage CRS's area of use in degrees (west, south, east, north), 1° wider on each side."""
+    w, s, e, n = CRS.from_epsg(srid).area_of_use.bounds
+    return max(w - 1, -180.0), max(s - 1, -90.0), min(e + 1, 180.0), min(n + 1, 90.0)
 
-    def move(coords: np.ndarray) -> np.ndarray:
+
+def _move(geom: shapely.Geometry, tr: Transformer) -> shapely.Geometry:
+    def fn(coords: np.ndarray) -> np.ndarray:
         x, y = tr.transform(coords[:, 0], coords[:, 1])
         return np.column_stack([x, y, *coords[:, 2:].T])
 
-    out = shapely.transform(geom, move, include_z=shapely.has_z(geom))
-    if not np.isfinite(shapely.get_coordinates(out)).all():
-        raise ApiError(400, f"coordinates outside the area of {crs.uri}")
-    return out
+    return shapely.transform(geom, fn, include_z=bool(shapely.has_z(geom)))
+
+
+def _densified(geom: shapely.Geometry, wanted: float) -> shapely.Geometry:
+    """Edges split every `wanted` units, or coarser when that would make too many vertices."""
+    if shapely.get_num_coordinates(geom) < 2 or geom.geom_type in ("Point", "MultiPoint"):
+        return geom
+    step = max(wanted, shapely.length(shapely.boundary(geom) if geom.area else geom) / MAX_VERTICES)
+    return shapely.segmentize(geom, step) if step > 0 else geom
+
+
+def to_storage(geom: shapely.Geometry, crs: Crs, storage_srid: int) -> shapely.Geometry:
+    """A geometry given in `crs` (in its axis order) as storage-CRS coordinates; Z passes unchanged.
+
+    Other CRSs go through longitude/latitude: checked to be on the globe, and clipped to the storage CRS's
+    area of use (a Gauss-Krüger zone folds points far from its meridian back onto it), then densified so that
+    a transformed polygon keeps its shape."""
+    if crs.swapped:
+        geom = shapely.transform(geom, lambda xy: xy[:, ::-1], include_z=bool(shapely.has_z(geom)))
+    if crs.srid == storage_srid:
+        return geom
+    if not crs.geographic:
+        geom = _move(_densified(geom, 50.0), _transformer(crs.srid, 4326))
+    lonlat = shapely.get_coordinates(geom)
+    if not np.isfinite(lonlat).all() or (np.abs(lonlat[:, 0]) > 180).any() or (np.abs(lonlat[:, 1]) > 90).any():
+        raise ApiError(400, f"coordinates outside the globe for {crs.uri} (longitude/latitude expected)")
+    w, s, e, n = area_of_use(storage_srid)
+    x0, y0, x1, y1 = geom.bounds
+    if x0 < w or y0 < s or x1 > e or y1 > n:
+        if shapely.has_z(geom) or geom.geom_type not in ("Polygon", "MultiPolygon", "LineString",
+                                                         "MultiLineString"):
+            raise ApiError(400, f"the geometry reaches outside the area of EPSG:{storage_srid} "
+                                f"({w}..{e} E, {s}..{n} N)")
+        geom = shapely.clip_by_rect(geom, w, s, e, n)
+        if geom.is_empty:
+            return geom
+    return _move(_densified(geom, 0.0005), _transformer(4326, storage_srid))  # 0.0005° ≈ 50 m
 
 
 def bbox_to_storage(box: tuple[float, ...], crs: Crs, storage_srid: int) -> tuple[shapely.Polygon, tuple]:
-    """A `bbox` (4 or 6 numbers, in `crs` axis order) as a storage-CRS polygon, plus (zmin, zmax) or ()."""
+    """A `bbox` (4 or 6 numbers, in `crs` axis order) as a storage-CRS polygon (empty when it lies outside the
+    model's area), plus (zmin, zmax) or ()."""
     if len(box) == 6:
         x1, y1, z1, x2, y2, z2 = box
         zs: tuple = (z1, z2)

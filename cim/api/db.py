@@ -16,7 +16,7 @@ from cim.model.store import Model
 class ModelDb:
     model: Model
     engine: AsyncEngine
-    known_srids: frozenset[int]
+    known_srids: frozenset[int]  # the CRSs the API speaks besides CRS84: CIM_API_CRS and the storage CRS
 
     @property
     def srid(self) -> int:
@@ -33,6 +33,6 @@ async def open_db(model: Model, cfg: Settings) -> ModelDb:
                                  "-c default_transaction_read_only=on"},
     )
     async with engine.connect() as conn:
-        srids = frozenset((await conn.execute(text(
-            "SELECT srid FROM spatial_ref_sys WHERE auth_name = 'EPSG'"))).scalars().all())
-    return ModelDb(model, engine, srids)
+        known = (await conn.execute(text("SELECT srid FROM spatial_ref_sys WHERE auth_name = 'EPSG' AND "
+                                         "srid = ANY(:srids)"), {"srids": list(cfg.api_crs)})).scalars().all()
+    return ModelDb(model, engine, frozenset(known) | {model.info.srid})

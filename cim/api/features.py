@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Text, and_, case, cast, func, literal, literal_column, select
+from sqlalchemy import Text, and_, case, cast, false, func, literal, literal_column, select
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
@@ -40,6 +40,8 @@ class Page:
 def bbox_condition(box: tuple[float, ...], crs: Crs, srid: int) -> ColumnElement:
     """Footprint meets the box (2D); with 6 numbers, also the elevation range meets [z1, z2]."""
     poly, zs = bbox_to_storage(box, crs, srid)
+    if poly.is_empty:
+        return false()  # outside the model's area
     env = spatial3d.geom_param(poly, srid)
     cond = spatial3d.relate_2d("INTERSECTS", env)
     if zs:
@@ -90,8 +92,12 @@ def _ordered(columns, keys) -> list[ColumnElement]:
     return [c.asc().nulls_last() if asc else c.desc().nulls_last() for c, (_, asc) in zip(columns, keys, strict=True)]
 
 
+SURFACES = ("TIN", "POLYHEDRALSURFACE", "TRIANGLE")
+
+
 def geometry_json(crs: Crs, srid: int) -> ColumnElement:
-    geom = func.cim_simple(obj.geom)
+    # cim_simple only where needed: a call of it costs more than the rest of the row
+    geom = case((func.GeometryType(obj.geom).in_(SURFACES), func.cim_simple(obj.geom)), else_=obj.geom)
     if crs.srid != srid:
         geom = func.ST_Transform(geom, crs.srid)
     if crs.swapped:

@@ -21,7 +21,7 @@ log = logging.getLogger("cim.api")
 # text, division by zero, out of range), an operator that does not exist for the types compared (42883), a
 # datatype mismatch (42804). They are the user's mistake, so 400.
 USER_SQLSTATE_CLASSES = ("22",)
-USER_SQLSTATES = ("42883", "42804", "XX000")
+USER_SQLSTATES = ("42883", "42804", "XX000")  # XX000: PostGIS reports a bad geometry as an internal error
 
 
 class ApiError(Exception):
@@ -52,6 +52,8 @@ def user_db_error(exc: BaseException) -> str | None:
     orig = getattr(exc, "orig", exc)
     if not isinstance(orig, psycopg.Error):
         return None
+    if isinstance(orig, psycopg.DataError) and not orig.sqlstate:  # refused by psycopg itself (a NUL byte)
+        return str(orig).splitlines()[0]
     state = orig.sqlstate or ""
     if state[:2] in USER_SQLSTATE_CLASSES or state in USER_SQLSTATES:
         diag = orig.diag.message_primary or str(orig)

@@ -4,6 +4,7 @@ and the links every response carries."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlencode
 
 import orjson
@@ -13,6 +14,7 @@ from starlette.responses import HTMLResponse, Response
 
 from cim.api.problems import ApiError
 
+Format = Literal["json", "html"]  # the `f` parameter
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 HTML = "text/html"

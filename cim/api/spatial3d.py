@@ -13,6 +13,7 @@ from sqlalchemy import cast, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from cim.api.crs import Crs, bbox_to_storage
+from cim.api.problems import ApiError
 from cim.model.schema import city_object, pipe_segment
 
 obj = city_object.c
@@ -31,6 +32,8 @@ def geom_param(geom: shapely.Geometry, srid: int) -> ColumnElement:
 def box_param(coords: tuple[float, ...], crs: Crs, srid: int) -> ColumnElement:
     """A 6-number box (x1, y1, z1, x2, y2, z2 in `crs`) as a closed POLYHEDRALSURFACE Z in the storage CRS."""
     poly, (z1, z2) = bbox_to_storage(coords, crs, srid)
+    if poly.is_empty:
+        raise ApiError(400, f"the box lies outside the area of the model's CRS (EPSG:{srid})")
     x1, y1, x2, y2 = poly.bounds  # a geographic box becomes the storage rectangle that holds it
     corners = func.ST_3DMakeBox(func.ST_MakePoint(x1, y1, z1), func.ST_MakePoint(x2, y2, z2))
     return func.ST_SetSRID(cast(corners, GEOMETRY), srid)

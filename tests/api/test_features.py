@@ -59,7 +59,7 @@ def test_landing_conformance_and_collections(client, api):
     assert buildings["storageCrs"] == EPSG4547 and CRS84 in buildings["crs"]
     tiles = [c for c in buildings["content"] if c["type"] == "application/json+3dtiles"]
     assert tiles and tiles[0]["href"].endswith("/tiles/buildings/tileset.json")
-    assert client.get("/api").json()["paths"]["/collections/{collection_id}/items"]
+    assert client.get("/api").json()["paths"]["/collections/{collectionId}/items"]
 
 
 def test_paging_visits_every_feature_once(client, api):
@@ -116,6 +116,26 @@ def test_bbox_with_heights_keeps_what_reaches_into_the_range(client, api):
     assert tall and codes(tall) == sql_codes(
         api.model, "o.layer = 'buildings' AND o.top_z >= 60 AND ST_Intersects(o.geom, ST_MakeEnvelope(452000, "
                    "2462000, 456000, 2466000, 4547))")
+
+
+def test_a_world_bbox_holds_the_whole_district(client, api):
+    """A zoomed-out client asks for the world: clipped to the storage CRS's area, not folded by it."""
+    for box in ("-180,-90,180,90", "-180,-85,180,85", "100,0,130,60"):
+        body = client.get("/collections/buildings/items", params={"bbox": box, "limit": 1}).json()
+        assert body["numberMatched"] == 2362, box
+    far = client.get("/collections/buildings/items", params={"bbox": "-10,40,10,50"}).json()
+    assert far["numberMatched"] == 0
+    r = client.get("/collections/buildings/items", params={"bbox": "453000,2463000,453400,2463300"})
+    assert r.status_code == 400 and "globe" in r.json()["detail"]  # metres given as degrees
+
+
+def test_only_listed_crs_are_accepted(client):
+    listed = client.get("/collections/buildings").json()["crs"]
+    assert "http://www.opengis.net/def/crs/EPSG/0/3857" in listed
+    for uri in listed:
+        assert client.get("/collections/roads/items", params={"crs": uri, "limit": 1}).status_code == 200
+    r = client.get("/collections/roads/items", params={"crs": "http://www.opengis.net/def/crs/EPSG/0/2000"})
+    assert r.status_code == 400 and "not one of this server's CRSs" in r.json()["detail"]
 
 
 def test_datetime_selects_objects_valid_then(client, api):

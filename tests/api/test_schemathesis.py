@@ -84,7 +84,8 @@ def config_text(url: str) -> str:
     values = realistic_values(url)
     lines = [f"[dictionaries.{name}]\nvalues = {_toml(v)}\n" for name, v in values.items() if v]
     bind = {
-        "path.collection_id": "collection", "path.code": "code", "query.collections": "collection",
+        "path.collectionId": "collection", "path.featureId": "code", "path.code": "code",
+        "query.collections": "collection",
         "query.code": "code", "query.layer": "layer", "query.start": "network_code", "query.end": "network_code",
         "query.target": "network_code", "query.failed": "network_code", "query.crs": "crs",
         "query.bbox-crs": "crs", "query.filter-crs": "crs", "query.geom-crs": "crs", "query.bbox": "bbox",

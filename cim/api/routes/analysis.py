@@ -26,7 +26,7 @@ from cim.api.app import ApiState, state
 from cim.api.crs import Crs, parse_crs, to_storage
 from cim.api.features import Page
 from cim.api.problems import ApiError
-from cim.api.render import GEOJSON, JSON, respond, self_links, url
+from cim.api.render import GEOJSON, JSON, Format, respond, self_links, url
 from cim.api.routes.features import feature_collection, geo_headers, run_page
 from cim.api.routes.search import Scope, collection_id
 from cim.importers.errors import InputError
@@ -87,16 +87,27 @@ def _point(at: str, crs: Crs, srid: int) -> tuple[float, float]:
 
 
 async def _start(st: ApiState, layer: str, start: str | None, at: str | None, at_crs: str | None) -> str:
-    if (start is None) == (at is None):
+    if bool(start) == bool(at):
         raise ApiError(400, "give either a pipe or node code (start/target) or at=x,y")
-    if start is not None:
+    if start:
         return start
     x, y = _point(at, parse_crs(at_crs, "crs", st.db.known_srids), st.db.srid)
     return await _call(nearest_pipe, st.db.model, layer, x, y)
 
 
+async def _pipe_layers(st: ApiState, names: list[str] | None) -> list[str] | None:
+    """The `layers` of an analysis, each checked to hold pipes (None = all)."""
+    if names:
+        pipe_layers = {c.layer for c in (await st.catalog.current()).values() if c.family == "pipes"}
+        unknown = sorted(set(names) - pipe_layers)
+        if unknown:
+            raise ApiError(400, f"layers: {', '.join(unknown)} hold no pipes (pipe layers: "
+                                f"{', '.join(sorted(pipe_layers))})")
+    return names or None
+
+
 @router.get("", summary="The analyses")
-async def index(request: Request, f: str | None = None) -> Response:
+async def index(request: Request, f: Format | None = None) -> Response:
     names = {"trace": "connected / upstream / downstream trace", "path": "shortest path between two objects",
              "isolation": "burst isolation (关阀分析): valves to close, what goes out, plan B",
              "segments": "valve segments and critical valves", "clearance": "GB 50289 clearance check",
@@ -162,6 +173,7 @@ async def isolation(
 ) -> Response:
     code = await _start(st, layer, target, at, crs)
     result, unified = await _call(_isolate, st.db.model, layer, code, params.names(failed, "failed") or [], plan_b)
+    result.target = unified
     roles = {"target": [unified], "valve_to_close": result.valves_to_close, "valve_closed": result.already_closed,
              "valve_failed": result.could_not_close, "isolated_pipe": result.isolated_pipes,
              "isolated_node": result.isolated_nodes, "cut_off_pipe": result.cut_off_pipes,
@@ -204,7 +216,9 @@ async def clearance(
     buildings: bool = Query(False, description="Also check pipes against building footprints."),
     crs: str | None = CrsParam, st: ApiState = Depends(state),
 ) -> Response:
-    found, everything = await _call(_clearance, st.db.model, params.names(layers, "layers"), buildings)
+    parse_crs(crs, "crs", st.db.known_srids)  # before the long part
+    names = await _pipe_layers(st, params.names(layers, "layers"))
+    found, everything = await _call(_clearance, st.db.model, names, buildings)
     summary = {"pipes": found.pipes, "pairs_measured": found.pairs, "violations": len(everything),
                "unclassified": dict(found.unclassified)}
     roles = {"violating_pipe": sorted({v.code_a for v in everything} | {v.code_b for v in everything
@@ -235,7 +249,8 @@ async def excavation(request: Request, pit: Pit, crs: str | None = Query(None, d
     if outline.geom_type not in ("Polygon", "MultiPolygon"):
         raise ApiError(400, f"polygon: the pit outline must be a polygon, not {outline.geom_type}")
     outline = to_storage(outline, parse_crs(pit.crs, "crs", st.db.known_srids), st.db.srid)
-    result = await _call(excavation_impact, st.db.model, outline, pit.depth, pit.margin, pit.layers)
+    layers = await _pipe_layers(st, pit.layers)
+    result = await _call(excavation_impact, st.db.model, outline, pit.depth, pit.margin, layers)
     roles = {"hit": [p.code for p in result.hit], "too_close": [p.code for p in result.too_close]}
     return await _answer(request, st, roles, result.summary(), result, crs)
 
@@ -245,7 +260,7 @@ async def excavation(request: Request, pit: Pit, crs: str | None = Query(None, d
 async def profile(
     request: Request,
     line: str = Query(..., description="x1,y1,x2,y2[,…] in crs (default CRS84)."),
-    step: float = Query(5.0, gt=0, le=1000, description="Ground sampling step, metres."),
+    step: float = Query(5.0, ge=0.1, le=1000, description="Ground sampling step, metres."),
     layers: str | None = Query(None, description="Comma-separated pipe layers (default all)."),
     crs: str | None = CrsParam, st: ApiState = Depends(state),
 ) -> Response:
@@ -256,5 +271,8 @@ async def profile(
     cut = to_storage(cut, parse_crs(crs, "crs", st.db.known_srids), st.db.srid)
     if cut.length <= 0:
         raise ApiError(400, "line: two distinct points or more")
-    result = await _call(cross_section, st.db.model, cut, params.names(layers, "layers"), step)
+    if cut.length / step > 100_000:
+        raise ApiError(400, f"step: {step} m gives over 100,000 ground samples along a {cut.length:.0f} m cut")
+    result = await _call(cross_section, st.db.model, cut, await _pipe_layers(st, params.names(layers, "layers")),
+                         step)
     return await _answer(request, st, {"crossed": [p.code for p in result.pipes]}, result.summary(), result, crs)

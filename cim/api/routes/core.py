@@ -5,15 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from cim.api import cql2
-from cim.api.render import HTML, JSON, respond, self_links, url
+from cim.api import cql2, openapi
+from cim.api.render import HTML, JSON, Format, json_response, respond, self_links, url
 
+READ = ["GET", "HEAD"]  # HEAD answers the headers of GET
 router = APIRouter(tags=["Capabilities"])
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
@@ -25,16 +27,16 @@ CONFORMANCE = [
 ]
 
 
-@router.get("/", summary="Landing page")
-async def landing(request: Request, f: str | None = None) -> Response:
+@router.api_route("/", methods=READ, summary="Landing page")
+async def landing(request: Request, f: Format | None = None) -> Response:
     data = {
         "title": "cim city model API",
         "description": "The city information model (GIS + BIM + underground pipe networks) as OGC API - Features, "
                        "with 3D queries, object detail, pipe network analyses and OGC 3D Tiles.",
         "links": [
             *self_links(request),
-            {"href": url(request, "/api"), "rel": "service-desc",
-             "type": "application/vnd.oai.openapi+json;version=3.1", "title": "the API definition (OpenAPI 3.1)"},
+            {"href": url(request, "/api"), "rel": "service-desc", "type": openapi.MEDIA,
+             "title": "the API definition (OpenAPI 3.0)"},
             {"href": url(request, "/conformance"), "rel": "conformance", "type": JSON,
              "title": "conformance classes"},
             {"href": url(request, "/collections"), "rel": "data", "type": JSON, "title": "collections"},
@@ -50,13 +52,18 @@ async def landing(request: Request, f: str | None = None) -> Response:
     return respond(request, f, data)
 
 
-@router.get("/conformance", summary="Conformance classes")
-async def conformance(request: Request, f: str | None = None) -> Response:
+@router.api_route("/api", methods=READ, summary="The API definition (OpenAPI 3.0)", include_in_schema=False)
+async def api_definition(request: Request) -> Response:
+    return json_response(request.app.openapi(), openapi.MEDIA)
+
+
+@router.api_route("/conformance", methods=READ, summary="Conformance classes")
+async def conformance(request: Request, f: Format | None = None) -> Response:
     return respond(request, f, {"title": "Conformance", "conformsTo": CONFORMANCE, "links": self_links(request)})
 
 
-@router.get("/functions", summary="CQL2 functions")
-async def functions(request: Request, f: str | None = None) -> Response:
+@router.api_route("/functions", methods=READ, summary="CQL2 functions")
+async def functions(request: Request, f: Format | None = None) -> Response:
     data = {"title": "CQL2 functions", "functions": [
         {"name": name.upper(), "description": text,
          "returns": ["string"] if name == "casei" else ["boolean"]}

@@ -4,6 +4,7 @@ paging), single items, and edits of an item's properties (Part 4 style PATCH, wi
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -24,7 +25,8 @@ from cim.api.features import (
     items_statement,
 )
 from cim.api.problems import ApiError
-from cim.api.render import GEOJSON, HTML, JSON, html_response, json_response, respond, self_links, url
+from cim.api.render import GEOJSON, HTML, JSON, Format, html_response, json_response, respond, self_links, url
+from cim.api.routes.core import READ
 from cim.api.security import require_key
 
 router = APIRouter(tags=["Features"])
@@ -68,7 +70,7 @@ def collection_json(request: Request, st: ApiState, coll: Collection) -> dict:
             "temporal": {"interval": [[t0, t1]], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"},
             "vertical": {"interval": [list(coll.z_range)], "vrs": "orthometric height, metres"},
         },
-        "crs": listed_uris(st.db.srid),
+        "crs": listed_uris(st.db.known_srids, st.db.srid),
         "storageCrs": f"http://www.opengis.net/def/crs/EPSG/0/{st.db.srid}",
         "x-cim-layer": coll.layer,
         "x-cim-kinds": list(coll.kinds),
@@ -80,26 +82,28 @@ def collection_json(request: Request, st: ApiState, coll: Collection) -> dict:
     return out
 
 
-@router.get("/collections", summary="The model's collections")
-async def collections(request: Request, f: str | None = None, st: ApiState = Depends(state)) -> Response:
+@router.api_route("/collections", methods=READ, summary="The model's collections")
+async def collections(request: Request, f: Format | None = None, st: ApiState = Depends(state)) -> Response:
     found = await st.catalog.current()
     data = {"title": "Collections", "links": self_links(request),
             "collections": [collection_json(request, st, c) for c in found.values()],
-            "crs": listed_uris(st.db.srid)}
+            "crs": listed_uris(st.db.known_srids, st.db.srid)}
     return respond(request, f, data, "collections.html")
 
 
-@router.get("/collections/{collection_id}", summary="One collection")
-async def collection(request: Request, collection_id: str, f: str | None = None,
+@router.api_route("/collections/{collectionId}", methods=READ, summary="One collection")
+async def collection(request: Request, collectionId: str, f: Format | None = None,
                      st: ApiState = Depends(state)) -> Response:
-    coll = await st.catalog.get(collection_id)
+    coll = await st.catalog.get(collectionId)
     return respond(request, f, collection_json(request, st, coll), "collection.html")
 
 
-@router.get("/collections/{collection_id}/queryables", summary="Properties that filters and sortby can name")
-async def queryables(request: Request, collection_id: str, f: str | None = None,
+@router.api_route("/collections/{collectionId}/queryables", methods=READ,
+                  summary="Properties that filters and sortby can name",
+                  responses={200: {"content": {"application/schema+json": {}, HTML: {}}}})
+async def queryables(request: Request, collectionId: str, f: Format | None = None,
                      st: ApiState = Depends(state)) -> Response:
-    coll = await st.catalog.get(collection_id)
+    coll = await st.catalog.get(collectionId)
     data = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": url(request, f"/collections/{_quote(coll.id)}/queryables"),
@@ -170,11 +174,11 @@ def geo_headers(crs: Crs) -> dict[str, str]:
     return {"Content-Crs": f"<{crs.uri}>"}
 
 
-@router.get("/collections/{collection_id}/items", summary="Features of a collection",
+@router.api_route("/collections/{collectionId}/items", methods=READ, summary="Features of a collection",
             response_class=Response, responses={200: {"content": {GEOJSON: {}, HTML: {}}}})
 async def items(
     request: Request,
-    collection_id: str,
+    collectionId: str,
     limit: int | None = Query(None, ge=1, description="Page size (at most CIM_API_MAX_LIMIT, default 100)."),
     offset: int = Query(0, ge=0, le=10_000_000),
     bbox: str | None = Query(None, description="x1,y1,x2,y2 or x1,y1,z1,x2,y2,z2 in bbox-crs (default CRS84); "
@@ -186,12 +190,13 @@ async def items(
     properties: str | None = Query(None, description="Comma-separated properties to return."),
     sortby: str | None = Query(None, description="e.g. -top_z,+name"),
     filter_: str | None = Query(None, alias="filter", description="CQL2 filter."),
-    filter_lang: str | None = Query(None, alias="filter-lang", description="cql2-text (default) or cql2-json."),
+    filter_lang: Literal["cql2-text", "cql2-json"] | None = Query(None, alias="filter-lang",
+                                                                  description="cql2-text (default) or cql2-json."),
     filter_crs: str | None = Query(None, alias="filter-crs"),
-    f: str | None = None,
+    f: Format | None = None,
     st: ApiState = Depends(state),
 ) -> Response:
-    coll = await st.catalog.get(collection_id)
+    coll = await st.catalog.get(collectionId)
     html = _html_format(request, f)
     out_crs = parse_crs(crs, "crs", st.db.known_srids)
     page = Page(coll, out_crs, params.limit(limit, st.cfg), offset,
@@ -224,12 +229,14 @@ async def one_feature(st: ApiState, coll: Collection, code: str, out_crs: Crs) -
     return orjson.loads(features)
 
 
-@router.get("/collections/{collection_id}/items/{code}", summary="One feature by its unified code",
+@router.api_route("/collections/{collectionId}/items/{featureId}", methods=READ,
+                  summary="One feature by its unified code",
             response_class=Response, responses={200: {"content": {GEOJSON: {}, HTML: {}}}})
-async def item(request: Request, collection_id: str, code: str, crs: str | None = None, f: str | None = None,
+async def item(request: Request, collectionId: str, featureId: str, crs: str | None = None, f: Format | None = None,
                st: ApiState = Depends(state)) -> Response:
-    coll = await st.catalog.get(collection_id)
+    coll = await st.catalog.get(collectionId)
     out_crs = parse_crs(crs, "crs", st.db.known_srids)
+    code = featureId
     feature = await one_feature(st, coll, code, out_crs)
     base = f"/collections/{_quote(coll.id)}"
     feature["links"] = [
@@ -243,16 +250,17 @@ async def item(request: Request, collection_id: str, code: str, crs: str | None 
     return json_response(feature, GEOJSON, geo_headers(out_crs))
 
 
-@router.patch("/collections/{collection_id}/items/{code}", summary="Edit an item's properties (API key)",
+@router.patch("/collections/{collectionId}/items/{featureId}", summary="Edit an item's properties (API key)",
               response_class=Response, responses={200: {"content": {GEOJSON: {}}}})
 async def patch_item(
-    request: Request, collection_id: str, code: str,
+    request: Request, collectionId: str, featureId: str,
     patch: dict = Body(..., description='JSON merge patch: {"properties": {"status": "demolished", …}}; '
                                         "null removes an attribute."),
     st: ApiState = Depends(state),
 ) -> Response:
     editor = require_key(request, st.cfg, "editing")
-    coll = await st.catalog.get(collection_id)
+    coll = await st.catalog.get(collectionId)
+    code = featureId
     await one_feature(st, coll, code, parse_crs(None, "crs", st.db.known_srids))
     from starlette.concurrency import run_in_threadpool
 

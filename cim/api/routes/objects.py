@@ -13,7 +13,7 @@ from starlette.responses import Response
 from cim.api.app import ApiState, state
 from cim.api.catalog import NODE_KINDS
 from cim.api.problems import ApiError
-from cim.api.render import GEOJSON, JSON, respond, self_links, url
+from cim.api.render import GEOJSON, JSON, Format, respond, self_links, url
 
 router = APIRouter(tags=["Objects"])
 CHILDREN_SHOWN = 200
@@ -55,7 +55,7 @@ def _iso(value) -> str | None:
 
 
 @router.get("/objects/{code}", summary="Everything the model knows about one object")
-async def detail(request: Request, code: str, f: str | None = None, st: ApiState = Depends(state)) -> Response:
+async def detail(request: Request, code: str, f: Format | None = None, st: ApiState = Depends(state)) -> Response:
     async with st.db.engine.connect() as conn:
         row = (await conn.execute(OBJECT_SQL, {"code": code})).mappings().first()
         if row is None:

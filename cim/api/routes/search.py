@@ -22,7 +22,7 @@ from cim.api.catalog import NODE_KINDS, Collection, Queryable, mixed_join, mixed
 from cim.api.crs import Crs, parse_crs, to_storage
 from cim.api.features import Page, bbox_condition, check_properties
 from cim.api.problems import ApiError
-from cim.api.render import GEOJSON, JSON, respond, self_links, url
+from cim.api.render import GEOJSON, JSON, Format, respond, self_links, url
 from cim.api.routes.features import feature_collection, geo_headers, run_page
 from cim.model.schema import city_object
 
@@ -110,7 +110,7 @@ Collections = Query(None, description="Comma-separated collection ids (default: 
 
 
 @router.get("", summary="The 3D queries")
-async def index(request: Request, f: str | None = None) -> Response:
+async def index(request: Request, f: Format | None = None) -> Response:
     data = {"title": "3D queries", "links": [
         *self_links(request),
         {"href": url(request, "/search/box"), "rel": "search", "type": GEOJSON,
@@ -135,7 +135,7 @@ async def box(
     offset: int = Offset, properties: str | None = None, st: ApiState = Depends(state),
 ) -> Response:
     coords = params.bbox(bbox)
-    if len(coords) != 6:
+    if coords is None or len(coords) != 6:
         raise ApiError(400, "bbox: a 3D box has 6 numbers x1,y1,z1,x2,y2,z2")
     box_crs = parse_crs(bbox_crs, "bbox-crs", st.db.known_srids)
     q = spatial3d.box_param(coords, box_crs, st.db.srid)
@@ -156,7 +156,7 @@ async def near(
     collections: str | None = Collections, crs: str | None = None, limit: int | None = Limit,
     offset: int = Offset, properties: str | None = None, st: ApiState = Depends(state),
 ) -> Response:
-    if (point is None) == (line is None):
+    if bool(point) == bool(line):
         raise ApiError(400, "give either point or line")
     gcrs = parse_crs(geom_crs, "geom-crs", st.db.known_srids)
     geom = _geometry(point or line, "point" if point else "line", gcrs, st.db.srid)
@@ -168,7 +168,8 @@ async def near(
     page = _paged(request, st, scope, [cond], crs, limit, offset, properties, [("distance_m", True)],
                   {"distance_m": func.round(func.cast(dist, _numeric()), 3)})
     return await _respond(request, st, page, {"geometry": shapely.to_wkt(geom, rounding_precision=3),
-                                             "distance_m": distance, "crs": f"EPSG:{st.db.srid}"})
+                                             "distance_m": distance,
+                                             "crs": f"EPSG:{st.db.srid} (easting, northing)"})
 
 
 def _numeric():
@@ -235,9 +236,9 @@ async def beneath(
     crs: str | None = None, limit: int | None = Limit, offset: int = Offset, properties: str | None = None,
     st: ApiState = Depends(state),
 ) -> Response:
-    if (code is None) == (footprint is None):
+    if bool(code) == bool(footprint):
         raise ApiError(400, "give either code or footprint")
-    if code is not None:
+    if code:
         wkb, base, kind = await _footprint_of(st, code)
         area = shapely.from_wkb(wkb)
         level = base if below is None else below
@@ -255,7 +256,7 @@ async def beneath(
     q = spatial3d.geom_param(shapely.force_2d(area), st.db.srid)
     top = func.coalesce(obj.top_z, func.ST_ZMax(obj.geom))
     conditions = [spatial3d.relate_2d("INTERSECTS", q), top < level]
-    if code is not None:
+    if code:
         conditions.append(obj.code != code)
     scope = await _scope(st, collections, default="networks")
     page = _paged(request, st, scope, conditions, crs, limit, offset, properties, [],
