@@ -14,7 +14,7 @@ feature id (tipg finds it itself), TIPG_CATALOG_TTL=0 (no catalog refresh in the
 tipg's default (a pool of 1 to 10 connections, all non-geometry columns as properties). It runs as
 `uvicorn tipg.main:app --workers 1 --no-access-log`. city_object also holds the model's terrain object, so tipg's
 requests carry `layer=buildings` (tipg's property filter), which makes them the same query as cim's
-`/collections/buildings/items`.
+`/collections/buildings/items` but for how the bbox is read (see sanity).
 
 Both servers are started side by side (one uvicorn worker each, free loopback ports, ready when `GET /` answers
 200), then:
@@ -33,15 +33,16 @@ Both servers are started side by side (one uvicorn worker each, free loopback po
   (20) seconds measured. wrk measures each request from send to last byte (no coordinated-omission correction).
   `rps` = completed requests / wrk's measured duration; `p50_ms`, `p99_ms` from wrk's latency histogram. Every
   response outside 200-299, and every socket error or timeout (10 s), counts in `errors`. `server_cpu_ms_per_request`
-  is the CPU time of the server's processes (not PostgreSQL's) over the measured phase per request: a figure less
-  at the mercy of whatever else runs on the machine. The cores used during each measured phase are split into the
+  is the CPU time of the server's processes (not PostgreSQL's) over the measured phase per request, and
+  `postgres_cpu_ms_per_request` that of its PostgreSQL backends: figures less at the mercy of whatever else runs on
+  the machine than rps and latencies are. The cores used during each measured phase are split into the
   server, its PostgreSQL backends (those connected to the bench model), wrk and everything else
   (`other_cpu_cores`, from /proc/stat); a warning is printed when everything else took more than 0.2 cores.
 Writes bench/results/bench-api.json as {"metrics": {...}}; exits non-zero when the floor (rps >= 1.5 x tipg_rps
 and p99_ms <= tipg_p99_ms) is missed, when there are errors, or when `cim serve` is not available (the tipg figures
 are printed anyway, and kept in .cim/bench/bench-api-tipg.json). wrk is installed with apt-get when missing (as root
 on Debian/Ubuntu). Both servers are stopped at the end, also on errors and Ctrl-C; servers left behind by a killed
-run are stopped by the next run (.cim/bench/bench-api.pids).
+run are stopped by the next run (.cim/bench/bench-api.pids); two runs at once are refused (.cim/bench/bench-api.lock).
 """
 
 from __future__ import annotations
@@ -416,9 +417,7 @@ def cim_server() -> Server | str:
     cmd = [sys.executable, "-m", "cim", "serve", "--host", "127.0.0.1", "--port", str(port), "--model", MODEL]
     if "--workers" in got.stdout:
         cmd += ["--workers", "1"]
-    # CIM_MODEL as well as --model: with one worker, `cim serve` (as first written) opened the model named by the
-    # settings it had already read, i.e. CIM_MODEL or `cim`, whatever --model said.
-    return Server("cim", cmd, dict(os.environ, CIM_MODEL=MODEL), port)
+    return Server("cim", cmd, dict(os.environ), port)
 
 
 # --- sanity and load -------------------------------------------------------------------------------------------

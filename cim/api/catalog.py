@@ -139,6 +139,11 @@ class Collection:
     attribute_keys: frozenset[str] = frozenset()  # every attribute seen in the sample, nested ones included
 
     @property
+    def key(self) -> tuple:
+        """What the SQL of this collection's pages depends on (cim.api.features.compiled)."""
+        return (self.id, self.layer, self.kinds, self.family, tuple((n, q.type) for n, q in self.queryables.items()))
+
+    @property
     def title(self) -> str:
         return {"pipes": f"{self.layer} pipes", "nodes": f"{self.layer} network nodes"}.get(self.family, self.layer)
 

@@ -1,16 +1,21 @@
 """The SQL of feature pages: conditions from the query parameters, sorting, and GeoJSON written by PostGIS.
 
 One statement per page returns the features as GeoJSON text (PostGIS writes the geometry, PostgreSQL the
-properties), how many were returned, and numberMatched (counted only when the page alone cannot tell it).
+properties), how many were returned, and numberMatched. Pages that differ only in values (bbox, datetime,
+equality tests, limit, offset) share one compiled SQL text with named parameters (`compiled`), so the common
+request costs no SQL building and the server prepares its plan once per connection.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Text, and_, case, cast, false, func, literal, literal_column, select
+import shapely
+from sqlalchemy import LargeBinary, Text, and_, bindparam, case, cast, false, func, literal, literal_column, select
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -35,44 +40,66 @@ class Page:
     sortby: list[tuple[str, bool]] = field(default_factory=list)
     properties: list[str] | None = None
     extra: dict[str, ColumnElement] = field(default_factory=dict)  # computed properties (e.g. depth below)
+    values: dict[str, object] = field(default_factory=dict)  # named parameters of the conditions
+    shape: list | None = field(default_factory=list)  # what the conditions look like; None: a one-off SQL
+
+    def __post_init__(self) -> None:
+        if self.conditions:  # given as expressions: their SQL is a one-off
+            self.shape = None
+
+    def where(self, condition: ColumnElement, shape: object = None, **values: object) -> None:
+        """Add a condition; `shape` says what it looks like when its values are the named parameters only."""
+        self.conditions.append(condition)
+        if shape is None or self.shape is None:
+            self.shape = None
+        else:
+            self.shape.append(shape)
+        self.values.update(values)
 
 
-def bbox_condition(box: tuple[float, ...], crs: Crs, srid: int) -> ColumnElement:
+def add_bbox(page: Page, box: tuple[float, ...], crs: Crs, srid: int) -> None:
     """Footprint meets the box (2D); with 6 numbers, also the elevation range meets [z1, z2]."""
     poly, zs = bbox_to_storage(box, crs, srid)
     if poly.is_empty:
-        return false()  # outside the model's area
-    env = spatial3d.geom_param(poly, srid)
+        page.where(false(), "nothing")  # outside the model's area
+        return
+    wkb = shapely.to_wkb(poly, output_dimension=2)
+    env = func.ST_GeomFromWKB(bindparam("bbox_wkb", wkb, type_=LargeBinary), srid)
     cond = spatial3d.relate_2d("INTERSECTS", env)
+    values = {"bbox_wkb": wkb}
     if zs:
-        cond = cond & spatial3d.elevation(*zs)
-    return cond
+        cond = cond & spatial3d.elevation(bindparam("bbox_z1", zs[0]), bindparam("bbox_z2", zs[1]))
+        values.update(bbox_z1=zs[0], bbox_z2=zs[1])
+    page.where(cond, ("bbox", bool(zs)), **values)
 
 
-def datetime_condition(start: datetime | None, end: datetime | None) -> ColumnElement:
+def add_datetime(page: Page, start: datetime | None, end: datetime | None) -> None:
     """Objects valid at some time in [start, end]: validity [valid_from, valid_to], open where null."""
     parts = []
     if end is not None:
-        parts.append(obj.valid_from.is_(None) | (obj.valid_from <= end))
+        parts.append(obj.valid_from.is_(None) | (obj.valid_from <= bindparam("dt_end", end)))
     if start is not None:
-        parts.append(obj.valid_to.is_(None) | (obj.valid_to >= start))
-    return and_(*parts)
+        parts.append(obj.valid_to.is_(None) | (obj.valid_to >= bindparam("dt_start", start)))
+    page.where(and_(*parts), ("datetime", start is not None, end is not None), dt_start=start, dt_end=end)
 
 
-def equality_condition(q: Queryable, value: str) -> ColumnElement:
+def add_equality(page: Page, q: Queryable, value: str) -> None:
     """A queryable given as a query parameter: `?material=PE` means material = 'PE'."""
     if q.type in ("number", "integer"):
         try:
-            return q.expr == float(value)
+            typed: object = float(value)
         except ValueError:
             raise ApiError(400, f"{q.name}: {value!r} is not a number") from None
-    if q.type == "boolean":
+    elif q.type == "boolean":
         if value.lower() not in ("true", "false"):
             raise ApiError(400, f"{q.name}: expected true or false")
-        return q.expr == (value.lower() == "true")
-    if q.type in ("geometry", "date-time"):
+        typed = value.lower() == "true"
+    elif q.type in ("geometry", "date-time"):
         raise ApiError(400, f"{q.name}: use bbox, datetime or filter for this property")
-    return q.expr == value
+    else:
+        typed = value
+    name = f"eq{len(page.conditions)}"
+    page.where(q.expr == bindparam(name, typed), ("eq", q.name, name), **{name: typed})
 
 
 def _queryable(coll: Collection, name: str, param: str) -> Queryable:
@@ -159,15 +186,48 @@ def items_statement(page: Page, srid: int) -> Select:
     where = and_(coll.where(), *page.conditions)
     keys = sort_keys(page)
     exprs = [e for e, _ in keys]
-    ordered = select(*(e.label(f"k{i}") for i, e in enumerate(exprs[:-1])), obj.code) \
-        .select_from(coll.join()).where(where).order_by(*_ordered(exprs, keys)) \
-        .limit(page.limit).offset(page.offset).cte("page")
-    returned = func.count(ordered.c.code)
-    matched = select(func.count()).select_from(coll.join()).where(where).scalar_subquery()
-    # the count runs only when this page does not show the total (PostgreSQL evaluates the subquery lazily)
-    number_matched = case((and_(literal(page.offset) == 0, returned < page.limit), returned), else_=matched)
+    limit, offset = bindparam("page_limit", page.limit), bindparam("page_offset", page.offset)
+    if page.conditions:
+        # one scan: the matches (few, thanks to the index) are counted and sorted from a materialized list
+        matched = select(*(e.label(f"k{i}") for i, e in enumerate(exprs[:-1])), obj.code) \
+            .select_from(coll.join()).where(where).cte("matched").prefix_with("MATERIALIZED")
+        mcols = [*(matched.c[f"k{i}"] for i in range(len(keys) - 1)), matched.c.code]
+        ordered = select(*mcols).order_by(*_ordered(mcols, keys)).limit(limit).offset(offset).cte("page")
+        number_matched = select(func.count()).select_from(matched).scalar_subquery()
+        returned = func.count(ordered.c.code)
+    else:
+        # the whole collection: the page comes in code order from the primary key, the count only when needed
+        ordered = select(*(e.label(f"k{i}") for i, e in enumerate(exprs[:-1])), obj.code) \
+            .select_from(coll.join()).where(where).order_by(*_ordered(exprs, keys)) \
+            .limit(limit).offset(offset).cte("page")
+        returned = func.count(ordered.c.code)
+        total = select(func.count()).select_from(coll.join()).where(where).scalar_subquery()
+        # PostgreSQL evaluates the subquery only when the CASE needs it
+        number_matched = case((and_(offset == 0, returned < limit), returned), else_=total)
     page_cols = [*(ordered.c[f"k{i}"] for i in range(len(keys) - 1)), ordered.c.code]
     features = func.string_agg(feature_text(page, srid),
                                aggregate_order_by(literal_column("','"), *_ordered(page_cols, keys)))
     from_ = coll.join().join(ordered, obj.code == ordered.c.code)
     return select(returned, number_matched, func.coalesce(features, literal(""))).select_from(from_)
+
+
+TEMPLATES: OrderedDict[tuple, tuple[str, dict]] = OrderedDict()
+TEMPLATES_KEPT = 256
+
+
+def compiled(page: Page, srid: int, dialect: Dialect) -> tuple[str, dict]:
+    """The page's SQL text and parameters; pages of the same shape reuse one compiled text."""
+    key = None
+    if page.shape is not None and not page.extra:
+        key = (page.collection.key, page.out_crs, tuple(page.sortby),
+               tuple(page.properties) if page.properties is not None else None, tuple(page.shape))
+    found = TEMPLATES.get(key) if key is not None else None
+    if found is None:
+        done = items_statement(page, srid).compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        found = (str(done), dict(done.params))
+        if key is not None:
+            TEMPLATES[key] = found
+            while len(TEMPLATES) > TEMPLATES_KEPT:
+                TEMPLATES.popitem(last=False)
+    sql, params = found
+    return sql, {**params, **page.values, "page_limit": page.limit, "page_offset": page.offset}

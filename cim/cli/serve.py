@@ -25,7 +25,8 @@ def serve_cmd(
     cfg = settings()
     m = _open(model)
     guarded(lambda: _check_schema(m))
-    os.environ["CIM_MODEL"] = m.info.name  # the workers open the same model
+    os.environ["CIM_MODEL"] = m.info.name  # the app (and every worker) opens this model
+    settings.cache_clear()  # this process read the settings before; the app must see CIM_MODEL
     host, port = host or cfg.api_host, port or cfg.api_port
     keys = f"{len(cfg.api_keys)} API key(s) for writes" if cfg.api_keys else "no API key: writes are disabled"
     out.print(f"serving model {m.info.name!r} at http://{host}:{port}/ (tiles from {cfg.tiles_dir}; reads "

@@ -13,6 +13,7 @@ import math
 
 import shapely
 from fastapi import APIRouter, Depends, Query, Request
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field
 from shapely.errors import GEOSException
 from sqlalchemy import literal
@@ -69,7 +70,7 @@ async def _answer(request: Request, st: ApiState, roles: dict[str, list[str]], s
             role_of.setdefault(code, role)
     crs = parse_crs(out_crs, "crs", st.db.known_srids)
     scope = Scope(list((await st.catalog.current()).values()))
-    lookup = literal(role_of, JSONB)
+    lookup = literal(Jsonb(role_of), JSONB)  # psycopg's own wrapper: pages run on psycopg directly
     page = Page(scope, crs, max(1, min(len(role_of), MAX_FEATURES)), 0,
                 [obj.code.in_(list(role_of)[:MAX_FEATURES])], [], None,
                 {"role": lookup[obj.code].astext, "collection": collection_id()})

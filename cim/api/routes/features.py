@@ -8,7 +8,7 @@ from typing import Literal
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request
-from sqlalchemy import select
+from sqlalchemy import bindparam
 from starlette.responses import Response
 
 from cim.api import cql2, params
@@ -16,14 +16,7 @@ from cim.api.app import ApiState, state
 from cim.api.catalog import Collection
 from cim.api.crs import CRS84, Crs, listed_uris, parse_crs
 from cim.api.edits import apply_edit
-from cim.api.features import (
-    Page,
-    bbox_condition,
-    check_properties,
-    datetime_condition,
-    equality_condition,
-    items_statement,
-)
+from cim.api.features import Page, add_bbox, add_datetime, add_equality, check_properties, compiled
 from cim.api.problems import ApiError
 from cim.api.render import GEOJSON, HTML, JSON, Format, html_response, json_response, respond, self_links, url
 from cim.api.routes.core import READ
@@ -115,29 +108,27 @@ async def queryables(request: Request, collectionId: str, f: Format | None = Non
     return respond(request, f, data, media="application/schema+json")
 
 
-def _filters(request: Request, st: ApiState, coll: Collection, bbox: str | None, bbox_crs: str | None,
-             when: str | None, filter_: str | None, filter_lang: str | None, filter_crs: str | None) -> list:
-    conditions = []
+def _filter(request: Request, st: ApiState, page: Page, bbox: str | None, bbox_crs: str | None,
+            when: str | None, filter_: str | None, filter_lang: str | None, filter_crs: str | None) -> None:
+    """The conditions of the query parameters, added to the page."""
     box = params.bbox(bbox)
+    box_crs = parse_crs(bbox_crs, "bbox-crs", st.db.known_srids)
     if box is not None:
-        conditions.append(bbox_condition(box, parse_crs(bbox_crs, "bbox-crs", st.db.known_srids), st.db.srid))
-    elif bbox_crs is not None:
-        parse_crs(bbox_crs, "bbox-crs", st.db.known_srids)
+        add_bbox(page, box, box_crs, st.db.srid)
     span = params.interval(when)
     if span is not None:
-        conditions.append(datetime_condition(*span))
+        add_datetime(page, *span)
     if filter_ is not None:
         tree = cql2.parse(filter_, filter_lang)
         fcrs = parse_crs(filter_crs, "filter-crs", st.db.known_srids)
-        conditions.append(cql2.to_sql(tree, coll, fcrs, st.db.srid, st.catalog.max_radius))
+        page.where(cql2.to_sql(tree, page.collection, fcrs, st.db.srid, st.catalog.max_radius))
     for key, value in request.query_params.multi_items():
         if key in ITEM_PARAMS:
             continue
-        q = coll.queryables.get(key)
+        q = page.collection.queryables.get(key)
         if q is None:
             raise ApiError(400, f"unknown query parameter {key!r}")
-        conditions.append(equality_condition(q, value))
-    return conditions
+        add_equality(page, q, value)
 
 
 def _page_links(request: Request, page: Page, returned: int, matched: int, media: str) -> list[dict]:
@@ -156,9 +147,12 @@ def _page_links(request: Request, page: Page, returned: int, matched: int, media
 
 
 async def run_page(st: ApiState, page: Page) -> tuple[int, int, str]:
+    """(returned, matched, features text) of a page: its compiled SQL straight to psycopg."""
+    sql, values = compiled(page, st.db.srid, st.db.engine.dialect)
     async with st.db.engine.connect() as conn:
-        returned, matched, features = (await conn.execute(items_statement(page, st.db.srid))).one()
-    return returned, matched, features
+        raw = (await conn.get_raw_connection()).driver_connection
+        cur = await raw.execute(sql, values)
+        return tuple(await cur.fetchone())
 
 
 def feature_collection(request: Request, page: Page, returned: int, matched: int, features: str,
@@ -199,9 +193,9 @@ async def items(
     coll = await st.catalog.get(collectionId)
     html = _html_format(request, f)
     out_crs = parse_crs(crs, "crs", st.db.known_srids)
-    page = Page(coll, out_crs, params.limit(limit, st.cfg), offset,
-                _filters(request, st, coll, bbox, bbox_crs, datetime_, filter_, filter_lang, filter_crs),
-                params.sortby(sortby), params.names(properties, "properties"))
+    page = Page(coll, out_crs, params.limit(limit, st.cfg), offset, sortby=params.sortby(sortby),
+                properties=params.names(properties, "properties"))
+    _filter(request, st, page, bbox, bbox_crs, datetime_, filter_, filter_lang, filter_crs)
     check_properties(page)
     returned, matched, features = await run_page(st, page)
     body = feature_collection(request, page, returned, matched, features)
@@ -222,7 +216,8 @@ def _html_format(request: Request, f: str | None) -> bool:
 async def one_feature(st: ApiState, coll: Collection, code: str, out_crs: Crs) -> dict:
     from cim.model.schema import city_object
 
-    page = Page(coll, out_crs, 1, 0, [city_object.c.code == code])
+    page = Page(coll, out_crs, 1)
+    page.where(city_object.c.code == bindparam("feature_code", code), "code", feature_code=code)
     returned, _, features = await run_page(st, page)
     if not returned:
         raise ApiError(404, f"collection {coll.id!r} has no feature {code!r}")
@@ -269,4 +264,3 @@ async def patch_item(
     return json_response(feature, GEOJSON)
 
 
-__all__ = ["router", "select"]

@@ -20,7 +20,7 @@ from cim.api import params, spatial3d
 from cim.api.app import ApiState, state
 from cim.api.catalog import NODE_KINDS, Collection, Queryable, mixed_join, mixed_queryables
 from cim.api.crs import Crs, parse_crs, to_storage
-from cim.api.features import Page, bbox_condition, check_properties
+from cim.api.features import Page, add_bbox, check_properties
 from cim.api.problems import ApiError
 from cim.api.render import GEOJSON, JSON, Format, respond, self_links, url
 from cim.api.routes.features import feature_collection, geo_headers, run_page
@@ -194,12 +194,12 @@ async def elevation(
         raise ApiError(400, "give zmin, zmax or both")
     if zmin is not None and zmax is not None and zmin > zmax:
         raise ApiError(400, "zmin is above zmax")
-    conditions = [spatial3d.elevation(zmin, zmax, mode == "within")]
+    scope = await _scope(st, collections)
+    page = _paged(request, st, scope, [spatial3d.elevation(zmin, zmax, mode == "within")], crs, limit, offset,
+                  properties, [])
     box_ = params.bbox(bbox)
     if box_ is not None:
-        conditions.append(bbox_condition(box_, parse_crs(bbox_crs, "bbox-crs", st.db.known_srids), st.db.srid))
-    scope = await _scope(st, collections)
-    page = _paged(request, st, scope, conditions, crs, limit, offset, properties, [])
+        add_bbox(page, box_, parse_crs(bbox_crs, "bbox-crs", st.db.known_srids), st.db.srid)
     return await _respond(request, st, page, {"zmin": zmin, "zmax": zmax, "mode": mode})
 
 
