@@ -569,6 +569,7 @@ def main() -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise SystemExit("another bench-api run is in progress (it holds .cim/bench/bench-api.lock)") from None
+    stop_stale_servers()
     wrk = ensure_wrk()
     py = ensure_peer()
     model = ensure_model()
@@ -576,7 +577,6 @@ def main() -> None:
     held = [n for _, n in boxes]
     log(f"{len(boxes)} bboxes of {SIDE_M[0]:.0f}-{SIDE_M[1]:.0f} m, {min(held)}-{max(held)} buildings each "
         f"(median {statistics.median(held):.0f})")
-    stop_stale_servers()
     tipg = tipg_server(py, model)
     ours = cim_server()
     servers = {"tipg": tipg} if isinstance(ours, str) else {"cim": ours, "tipg": tipg}
