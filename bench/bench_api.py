@@ -65,13 +65,11 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from affine import Affine
 from pyproj import Transformer
+from synthetic import synthetic_model  # bench/synthetic.py
 
-from cim.db.server import conninfo, database_exists, drop_database, model_url
-from cim.model.store import Model, init_model
-from cim.model.terrain import profile_bytes
-from cim.sample.district import synthetic_footprints
+from cim.db.server import conninfo
+from cim.model.store import Model
 
 N = int(os.environ.get("BENCH_BUILDINGS", "100000"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "20"))
@@ -105,10 +103,6 @@ OTHER_CPU_WARN = 0.2  # cores
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-def cim(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "cim", *args, "--model", MODEL], check=True, stdout=subprocess.DEVNULL)
 
 
 # --- what the bench needs installed -----------------------------------------------------------------------------
@@ -162,39 +156,7 @@ def ensure_peer() -> Path:
 
 def ensure_model() -> Model:
     """The bench model with N buildings on a synthetic terrain; reused when it already holds them."""
-    url = model_url(MODEL)
-    if database_exists(url):
-        try:
-            model = Model.open(MODEL)
-            with model.connect() as conn:
-                have = conn.execute("SELECT count(*) FROM city_object WHERE layer = %s", (LAYER,)).fetchone()[0]
-            if have == N:
-                init_model(url, f"EPSG:{SRID}", "440402", "orthometric")  # brings its schema up to date
-                log(f"model {MODEL}: reusing its {N:,} buildings")
-                return Model.open(MODEL)
-            log(f"model {MODEL}: holds {have:,} buildings, not {N:,}: rebuilding")
-        except Exception as exc:  # a half-made model from an interrupted run
-            log(f"model {MODEL}: unusable ({exc}): rebuilding")
-    started = time.perf_counter()
-    footprints = synthetic_footprints(N)
-    src = WORK / f"api_footprints_{N}.gpkg"
-    footprints.to_file(src, layer=LAYER, engine="pyogrio")
-    xmin, ymin, xmax, ymax = footprints.total_bounds
-    cell = 20.0
-    w, h = int((xmax - xmin) // cell) + 2, int((ymax - ymin) // cell) + 2
-    gx, gy = np.meshgrid(xmin + cell * (np.arange(w) + 0.5), ymax - cell * (np.arange(h) + 0.5))
-    ground = 5 + 20 * np.sin(gx / 1500.0) * np.cos(gy / 2100.0)
-    dem = WORK / "api_dem.tif"
-    dem.write_bytes(profile_bytes(ground, Affine(cell, 0, xmin, 0, -cell, ymax), SRID))
-    drop_database(url)
-    init_model(url, f"EPSG:{SRID}", "440402", "orthometric")
-    log(f"model {MODEL}: importing terrain and {N:,} footprints …")
-    cim("import", "dem", str(dem))
-    cim("import", "gis", str(src), "--layer", LAYER)
-    with Model.open(MODEL).connect() as conn:
-        conn.execute("ANALYZE city_object")
-    log(f"model {MODEL}: ready in {time.perf_counter() - started:.1f} s")
-    return Model.open(MODEL)
+    return synthetic_model(MODEL, N, WORK, log)
 
 
 # --- the requests -------------------------------------------------------------------------------------------------

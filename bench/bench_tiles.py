@@ -38,13 +38,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-from affine import Affine
+from synthetic import synthetic_model  # bench/synthetic.py
 
-from cim.db.server import conninfo, database_exists, drop_database, model_url
-from cim.model.store import Model, init_model
-from cim.model.terrain import profile_bytes
-from cim.sample.district import synthetic_footprints
+from cim.db.server import conninfo
+from cim.model.store import Model
 
 N = int(os.environ.get("BENCH_BUILDINGS", "100000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -74,10 +71,6 @@ ANALYZE {PEER_TABLE};
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-def cim(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "cim", *args, "--model", MODEL], check=True, stdout=subprocess.DEVNULL)
 
 
 # A child's ru_maxrss starts at its parent's resident size when it was forked (the kernel keeps the pre-exec
@@ -156,36 +149,7 @@ def dir_mb(path: Path) -> float:
 
 def ensure_model() -> Model:
     """The bench model with N buildings on a synthetic terrain; reused when it already holds them."""
-    url = model_url(MODEL)
-    if database_exists(url):
-        try:
-            model = Model.open(MODEL)
-            with model.connect() as conn:
-                have = conn.execute("SELECT count(*) FROM city_object WHERE layer = %s", (LAYER,)).fetchone()[0]
-            if have == N:
-                log(f"model {MODEL}: reusing its {N:,} buildings")
-                return model
-            log(f"model {MODEL}: holds {have:,} buildings, not {N:,}: rebuilding")
-        except Exception as exc:  # a half-made model from an interrupted run
-            log(f"model {MODEL}: unusable ({exc}): rebuilding")
-    started = time.perf_counter()
-    footprints = synthetic_footprints(N)
-    src = WORK / f"tiles_footprints_{N}.gpkg"
-    footprints.to_file(src, layer=LAYER, engine="pyogrio")
-    xmin, ymin, xmax, ymax = footprints.total_bounds
-    cell = 20.0
-    w, h = int((xmax - xmin) // cell) + 2, int((ymax - ymin) // cell) + 2
-    gx, gy = np.meshgrid(xmin + cell * (np.arange(w) + 0.5), ymax - cell * (np.arange(h) + 0.5))
-    ground = 5 + 20 * np.sin(gx / 1500.0) * np.cos(gy / 2100.0)
-    dem = WORK / "tiles_dem.tif"
-    dem.write_bytes(profile_bytes(ground, Affine(cell, 0, xmin, 0, -cell, ymax), 4547))
-    drop_database(url)
-    init_model(url, "EPSG:4547", "440402", "orthometric")
-    log(f"model {MODEL}: importing terrain and {N:,} footprints …")
-    cim("import", "dem", str(dem))
-    cim("import", "gis", str(src), "--layer", LAYER)
-    log(f"model {MODEL}: ready in {time.perf_counter() - started:.1f} s")
-    return Model.open(MODEL)
+    return synthetic_model(MODEL, N, WORK, log)
 
 
 def ensure_peer() -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import orjson
 from fastapi import Request
@@ -29,6 +29,11 @@ def wants_html(request: Request, f: str | None) -> bool:
         return f == "html"
     accept = request.headers.get("accept", "")
     return "text/html" in accept and "json" not in accept.split("text/html")[0]
+
+
+def segment(value: str) -> str:
+    """A collection id or code as one URL path segment."""
+    return quote(value, safe="")
 
 
 def url(request: Request, path: str, **params: object) -> str:

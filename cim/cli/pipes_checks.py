@@ -9,22 +9,12 @@ from pathlib import Path
 
 import typer
 
+from cim.analysis.results import json_safe
 from cim.cli.main import ModelOpt, _open, err, fail, out
 from cim.cli.pipes import JsonOpt, _print, _run, pipes_app
 
 LayersOpt = typer.Option(None, "--layer", "-l", help="Only pipes of this model layer (repeatable; default all).")
 ROWS = 20  # rows printed before "… and N more"
-
-
-def _clean(value):
-    """JSON-safe: NaN and infinities become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
 
 
 def _more(total: int) -> None:
@@ -55,7 +45,7 @@ def clearance_cmd(
     everything = list(found) + list(near)
     unclassified = dict(found.unclassified)
     if as_json:
-        _print(_clean({"table": str(rules.path), "pipes": found.pipes, "pairs_measured": found.pairs,
+        _print(json_safe({"table": str(rules.path), "pipes": found.pipes, "pairs_measured": found.pairs,
                        "unclassified": unclassified,
                        "violations": [dataclasses.asdict(v) for v in everything]}), True)
         return
@@ -126,7 +116,7 @@ def excavation_cmd(
     m = _open(model)
     result = _run(lambda: excavation_impact(m, pit, depth, margin, layer or None))
     if as_json:
-        _print(_clean({"summary": result.summary(), **dataclasses.asdict(result)}), True)
+        _print(json_safe({"summary": result.summary(), **dataclasses.asdict(result)}), True)
         return
     _print(result, False)
     rows = [*result.hit, *result.too_close]
@@ -163,7 +153,7 @@ def profile_cmd(
     m = _open(model)
     result = _run(lambda: cross_section(m, cut, layer or None, step))
     if as_json:
-        _print(_clean({"summary": result.summary(), **dataclasses.asdict(result)}), True)
+        _print(json_safe({"summary": result.summary(), **dataclasses.asdict(result)}), True)
         return
     _print(result, False)
     for p in result.pipes[:ROWS]:

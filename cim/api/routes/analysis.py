@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 
 import shapely
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cim.analysis.network import NetworkError, load_graph, nearest_pipe
+from cim.analysis.results import json_safe
 from cim.api import params
 from cim.api.app import ApiState, state
 from cim.api.crs import Crs, parse_crs, to_storage
@@ -39,17 +39,6 @@ MAX_FEATURES = 20_000  # objects drawn in one answer; codes are always complete
 
 Layer = Query("water", description="Model layer holding the network.")
 CrsParam = Query(None, description="CRS of `at`, `line` or `polygon` (default CRS84).")
-
-
-def _clean(value):
-    """JSON-safe: NaN and infinities become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
 
 
 async def _call(fn, *args):
@@ -76,7 +65,7 @@ async def _answer(request: Request, st: ApiState, roles: dict[str, list[str]], s
                 {"role": lookup[obj.code].astext, "collection": collection_id()})
     returned, _, features = await run_page(st, page) if role_of else (0, 0, "")
     data = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else result
-    extra = {"summary": _clean(summary), "highlight": roles, "codes": list(role_of), "result": _clean(data)}
+    extra = {"summary": json_safe(summary), "highlight": roles, "codes": list(role_of), "result": json_safe(data)}
     body = feature_collection(request, page, returned, len(role_of), features, extra)
     return Response(body, media_type=GEOJSON, headers=geo_headers(crs))
 

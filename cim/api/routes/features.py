@@ -9,6 +9,7 @@ from typing import Literal
 import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request
 from sqlalchemy import bindparam
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cim.api import cql2, params
@@ -18,9 +19,22 @@ from cim.api.crs import CRS84, Crs, listed_uris, parse_crs
 from cim.api.edits import apply_edit
 from cim.api.features import Page, add_bbox, add_datetime, add_equality, check_properties, compiled
 from cim.api.problems import ApiError
-from cim.api.render import GEOJSON, HTML, JSON, Format, html_response, json_response, respond, self_links, url
+from cim.api.render import (
+    GEOJSON,
+    HTML,
+    JSON,
+    Format,
+    html_response,
+    json_response,
+    respond,
+    segment,
+    self_links,
+    url,
+    wants_html,
+)
 from cim.api.routes.core import READ
 from cim.api.security import require_key
+from cim.model.schema import city_object
 
 router = APIRouter(tags=["Features"])
 TILES_TYPE = "application/json+3dtiles"
@@ -28,14 +42,8 @@ ITEM_PARAMS = {"f", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "p
                "filter-lang", "filter-crs"}
 
 
-def _quote(cid: str) -> str:
-    from urllib.parse import quote
-
-    return quote(cid, safe="")
-
-
 def collection_json(request: Request, st: ApiState, coll: Collection) -> dict:
-    base = f"/collections/{_quote(coll.id)}"
+    base = f"/collections/{segment(coll.id)}"
     links = [
         {"href": url(request, base), "rel": "self", "type": JSON, "title": coll.title},
         {"href": url(request, base, f="html"), "rel": "alternate", "type": HTML, "title": "as HTML"},
@@ -99,7 +107,7 @@ async def queryables(request: Request, collectionId: str, f: Format | None = Non
     coll = await st.catalog.get(collectionId)
     data = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": url(request, f"/collections/{_quote(coll.id)}/queryables"),
+        "$id": url(request, f"/collections/{segment(coll.id)}/queryables"),
         "type": "object",
         "title": f"{coll.title}: queryables",
         "properties": {name: q.schema() for name, q in coll.queryables.items()},
@@ -141,7 +149,7 @@ def _page_links(request: Request, page: Page, returned: int, matched: int, media
         links.append({"href": url(request, request.url.path, **params_, offset=max(page.offset - page.limit, 0),
                                   limit=page.limit), "rel": "prev", "type": media, "title": "previous page"})
     if isinstance(page.collection, Collection):  # not for searches across collections
-        links.append({"href": url(request, f"/collections/{_quote(page.collection.id)}"), "rel": "collection",
+        links.append({"href": url(request, f"/collections/{segment(page.collection.id)}"), "rel": "collection",
                       "type": JSON, "title": page.collection.title})
     return links
 
@@ -191,7 +199,7 @@ async def items(
     st: ApiState = Depends(state),
 ) -> Response:
     coll = await st.catalog.get(collectionId)
-    html = _html_format(request, f)
+    html = wants_html(request, f)
     out_crs = parse_crs(crs, "crs", st.db.known_srids)
     page = Page(coll, out_crs, params.limit(limit, st.cfg), offset, sortby=params.sortby(sortby),
                 properties=params.names(properties, "properties"))
@@ -207,15 +215,7 @@ async def items(
     return Response(body, media_type=GEOJSON, headers=geo_headers(out_crs))
 
 
-def _html_format(request: Request, f: str | None) -> bool:
-    from cim.api.render import wants_html
-
-    return wants_html(request, f)
-
-
 async def one_feature(st: ApiState, coll: Collection, code: str, out_crs: Crs) -> dict:
-    from cim.model.schema import city_object
-
     page = Page(coll, out_crs, 1)
     page.where(city_object.c.code == bindparam("feature_code", code), "code", feature_code=code)
     returned, _, features = await run_page(st, page)
@@ -233,14 +233,14 @@ async def item(request: Request, collectionId: str, featureId: str, crs: str | N
     out_crs = parse_crs(crs, "crs", st.db.known_srids)
     code = featureId
     feature = await one_feature(st, coll, code, out_crs)
-    base = f"/collections/{_quote(coll.id)}"
+    base = f"/collections/{segment(coll.id)}"
     feature["links"] = [
         *self_links(request, GEOJSON),
         {"href": url(request, base), "rel": "collection", "type": JSON, "title": coll.title},
-        {"href": url(request, f"/objects/{_quote(code)}"), "rel": "describedby", "type": JSON,
+        {"href": url(request, f"/objects/{segment(code)}"), "rel": "describedby", "type": JSON,
          "title": "object detail: lineage, containment, network, edits"},
     ]
-    if _html_format(request, f):
+    if wants_html(request, f):
         return html_response("item.html", request, data=feature, title=code, collection=coll.id)
     return json_response(feature, GEOJSON, geo_headers(out_crs))
 
@@ -257,8 +257,6 @@ async def patch_item(
     coll = await st.catalog.get(collectionId)
     code = featureId
     await one_feature(st, coll, code, parse_crs(None, "crs", st.db.known_srids))
-    from starlette.concurrency import run_in_threadpool
-
     await run_in_threadpool(apply_edit, st.db.model, coll, code, patch, editor)
     feature = await one_feature(st, coll, code, parse_crs(None, "crs", st.db.known_srids))
     return json_response(feature, GEOJSON)

@@ -4,8 +4,6 @@ network topology of pipes and nodes, the buildings a network serves, and where i
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import text
 from starlette.responses import Response
@@ -13,7 +11,7 @@ from starlette.responses import Response
 from cim.api.app import ApiState, state
 from cim.api.catalog import NODE_KINDS
 from cim.api.problems import ApiError
-from cim.api.render import GEOJSON, JSON, Format, respond, self_links, url
+from cim.api.render import GEOJSON, JSON, Format, respond, segment, self_links, url
 
 router = APIRouter(tags=["Objects"])
 CHILDREN_SHOWN = 200
@@ -118,9 +116,9 @@ async def detail(request: Request, code: str, f: Format | None = None, st: ApiSt
         data["node"]["pipes"] = [{"code": c, "end": end} for c, end in node_pipes]
     links = [
         *self_links(request),
-        {"href": url(request, f"/collections/{quote(cid, safe='')}/items/{quote(code, safe='')}"), "rel": "item",
+        {"href": url(request, f"/collections/{segment(cid)}/items/{segment(code)}"), "rel": "item",
          "type": GEOJSON, "title": "the feature (GeoJSON)"},
-        {"href": url(request, f"/collections/{quote(cid, safe='')}"), "rel": "collection", "type": JSON,
+        {"href": url(request, f"/collections/{segment(cid)}"), "rel": "collection", "type": JSON,
          "title": cid},
     ]
     coll = (await st.catalog.current()).get(cid)

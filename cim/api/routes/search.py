@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import shapely
 from fastapi import APIRouter, Depends, Query, Request
 from shapely.errors import GEOSException
-from sqlalchemy import String, and_, case, func, literal, or_, select
+from sqlalchemy import Numeric, String, case, cast, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from starlette.responses import Response
 
@@ -166,16 +166,10 @@ async def near(
     scope.queryables["distance_m"] = Queryable("distance_m", "number", dist)
     cond = spatial3d.within_3d(q, distance, st.catalog.max_radius)
     page = _paged(request, st, scope, [cond], crs, limit, offset, properties, [("distance_m", True)],
-                  {"distance_m": func.round(func.cast(dist, _numeric()), 3)})
+                  {"distance_m": func.round(cast(dist, Numeric), 3)})
     return await _respond(request, st, page, {"geometry": shapely.to_wkt(geom, rounding_precision=3),
                                              "distance_m": distance,
                                              "crs": f"EPSG:{st.db.srid} (easting, northing)"})
-
-
-def _numeric():
-    from sqlalchemy import Numeric
-
-    return Numeric
 
 
 @router.get("/elevation", summary="Objects in an elevation range", response_class=Response,
@@ -207,7 +201,7 @@ async def _footprint_of(st: ApiState, code: str) -> tuple[bytes, float, str]:
     """An object's 2D footprint (lines by their width), its base level and kind."""
     width = func.coalesce(
         case((obj.attributes["width"].astext.op("~")(r"^[0-9]+(\.[0-9]+)?$"),
-              func.cast(obj.attributes["width"].astext, _numeric())), else_=None),
+              cast(obj.attributes["width"].astext, Numeric)), else_=None),
         case(*((obj.kind == k, literal(w)) for k, w in DEFAULT_WIDTH.items()), else_=literal(3.0)))
     flat = func.ST_Force2D(func.cim_footprint(obj.geom))
     shape = case((func.GeometryType(obj.geom).in_(("LINESTRING", "MULTILINESTRING")),
@@ -260,9 +254,7 @@ async def beneath(
         conditions.append(obj.code != code)
     scope = await _scope(st, collections, default="networks")
     page = _paged(request, st, scope, conditions, crs, limit, offset, properties, [],
-                  {"depth_below_m": func.round(func.cast(level - top, _numeric()), 3)})
+                  {"depth_below_m": func.round(cast(level - top, Numeric), 3)})
     return await _respond(request, st, page, {"code": code, "kind": kind, "below": level,
                                              "footprint_area_m2": round(area.area, 1)})
 
-
-__all__ = ["and_"]
