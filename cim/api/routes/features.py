@@ -209,7 +209,8 @@ async def items(
     body = feature_collection(request, page, returned, matched, features)
     if html:
         data = orjson.loads(body)
-        columns = list(dict.fromkeys(k for ft in data["features"] for k in ft["properties"]))[:12]
+        columns = [k for k in dict.fromkeys(k for ft in data["features"] for k in ft["properties"])
+                   if k != "code"][:12]  # the code heads each row
         return html_response("items.html", request, data=data, title=f"{coll.title}: features",
                              columns=columns, collection=coll.id)
     return Response(body, media_type=GEOJSON, headers=geo_headers(out_crs))
