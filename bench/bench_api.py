@@ -65,6 +65,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from floors import finish  # bench/floors.py
 from pyproj import Transformer
 from synthetic import synthetic_model  # bench/synthetic.py
 
@@ -580,17 +581,11 @@ def main() -> None:
         (WORK / "bench-api-tipg.json").write_text(json.dumps({"metrics": metrics}, indent=2) + "\n")
         raise SystemExit(f"{error}\n(tipg figures above, also in {WORK.relative_to(ROOT)}/bench-api-tipg.json; "
                          "bench/results/bench-api.json not written)")
-    (RESULTS / "bench-api.json").write_text(json.dumps({"metrics": metrics}, indent=2) + "\n")
-    floors = {f"rps >= {FLOOR_RPS_RATIO:g} x tipg_rps ({FLOOR_RPS_RATIO * metrics['tipg_rps']:,.1f})":
-              metrics["rps"] >= FLOOR_RPS_RATIO * metrics["tipg_rps"],
-              f"p99_ms <= tipg_p99_ms ({metrics['tipg_p99_ms']})": metrics["p99_ms"] <= metrics["tipg_p99_ms"],
-              "no errors": metrics["errors"] == 0 and metrics["tipg_errors"] == 0}
-    for name, ok in floors.items():
-        log(f"floor {name}: {'met' if ok else 'NOT MET'}")
-    missed = [name for name, ok in floors.items() if not ok]
-    if missed:
-        raise SystemExit(f"floors missed: {'; '.join(missed)}")
-
+    finish(RESULTS / "bench-api.json", metrics, {
+        f"rps >= {FLOOR_RPS_RATIO:g} x tipg_rps ({FLOOR_RPS_RATIO * metrics['tipg_rps']:,.1f})":
+            metrics["rps"] >= FLOOR_RPS_RATIO * metrics["tipg_rps"],
+        f"p99_ms <= tipg_p99_ms ({metrics['tipg_p99_ms']})": metrics["p99_ms"] <= metrics["tipg_p99_ms"],
+        "no errors": metrics["errors"] == 0 and metrics["tipg_errors"] == 0}, log)
 
 if __name__ == "__main__":
     main()

@@ -38,6 +38,7 @@ import threading
 import time
 from pathlib import Path
 
+from floors import finish  # bench/floors.py
 from synthetic import synthetic_model  # bench/synthetic.py
 
 from cim.db.server import conninfo
@@ -261,16 +262,10 @@ def main() -> None:
         (WORK / "bench-tiles-py3dtiles.json").write_text(json.dumps({"metrics": metrics}, indent=2) + "\n")
         raise SystemExit(f"{error}\n(py3dtiles figures above, also in {WORK / 'bench-tiles-py3dtiles.json'}; "
                          "bench/results/bench-tiles.json not written)")
-    (RESULTS / "bench-tiles.json").write_text(json.dumps({"metrics": metrics}, indent=2) + "\n")
-    floors = {f"speedup >= {FLOOR_SPEEDUP:g} x py3dtiles": metrics["speedup"] >= FLOOR_SPEEDUP,
-              f"buildings_per_s >= {FLOOR_RATE:,.0f}": metrics["buildings_per_s"] >= FLOOR_RATE,
-              f"peak_rss_mb < {FLOOR_RSS_MB:,.0f}": metrics["peak_rss_mb"] < FLOOR_RSS_MB}
-    for name, ok in floors.items():
-        log(f"floor {name}: {'met' if ok else 'NOT MET'}")
-    missed = [name for name, ok in floors.items() if not ok]
-    if missed:
-        raise SystemExit(f"floors missed: {'; '.join(missed)}")
-
+    finish(RESULTS / "bench-tiles.json", metrics, {
+        f"speedup >= {FLOOR_SPEEDUP:g} x py3dtiles": metrics["speedup"] >= FLOOR_SPEEDUP,
+        f"buildings_per_s >= {FLOOR_RATE:,.0f}": metrics["buildings_per_s"] >= FLOOR_RATE,
+        f"peak_rss_mb < {FLOOR_RSS_MB:,.0f}": metrics["peak_rss_mb"] < FLOOR_RSS_MB}, log)
 
 if __name__ == "__main__":
     main()

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
 from sqlalchemy.sql.elements import ColumnElement
 
 from cim.api.db import ModelDb
+from cim.api.problems import ApiError
 from cim.model.kinds import NETWORKS
 from cim.model.schema import city_object, pipe_node, pipe_segment
 
@@ -262,8 +263,6 @@ class Catalog:
         return out, frozenset(key for key, _, _ in sample)
 
     async def get(self, cid: str) -> Collection:
-        from cim.api.problems import ApiError
-
         found = (await self.current()).get(cid)
         if found is None:
             raise ApiError(404, f"no collection {cid!r}; see /collections")

@@ -174,7 +174,7 @@ def feature_text(page: Page, srid: int) -> ColumnElement:
 
 def check_properties(page: Page) -> None:
     """`properties` may name queryables, attributes seen in the collection, or computed properties."""
-    known = getattr(page.collection, "attribute_keys", frozenset())
+    known = page.collection.attribute_keys
     for name in page.properties or []:
         if name not in page.collection.queryables and name not in page.extra and name not in known:
             raise ApiError(400, f"properties: {name!r} is not a property of {page.collection.id!r}")

@@ -69,17 +69,17 @@ def limit(value: int | None, cfg: Settings) -> int:
     return min(value, cfg.api_max_limit)
 
 
-def names(value: str | None, param: str) -> list[str] | None:
+def names(value: str | None) -> list[str] | None:
+    """A comma-separated list; None when the parameter is absent."""
     if value is None:
         return None
-    out = [v.strip() for v in value.split(",") if v.strip()]
-    return out
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def sortby(value: str | None) -> list[tuple[str, bool]]:
     """`+name,-top_z` → [(name, ascending)]."""
     out = []
-    for item in names(value, "sortby") or []:
+    for item in names(value) or []:
         ascending = not item.startswith("-")
         name = item.lstrip("+-").strip()
         if not name:

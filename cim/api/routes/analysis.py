@@ -162,7 +162,7 @@ async def isolation(
     crs: str | None = CrsParam, st: ApiState = Depends(state),
 ) -> Response:
     code = await _start(st, layer, target, at, crs)
-    result, unified = await _call(_isolate, st.db.model, layer, code, params.names(failed, "failed") or [], plan_b)
+    result, unified = await _call(_isolate, st.db.model, layer, code, params.names(failed) or [], plan_b)
     result.target = unified
     roles = {"target": [unified], "valve_to_close": result.valves_to_close, "valve_closed": result.already_closed,
              "valve_failed": result.could_not_close, "isolated_pipe": result.isolated_pipes,
@@ -207,7 +207,7 @@ async def clearance(
     crs: str | None = CrsParam, st: ApiState = Depends(state),
 ) -> Response:
     parse_crs(crs, "crs", st.db.known_srids)  # before the long part
-    names = await _pipe_layers(st, params.names(layers, "layers"))
+    names = await _pipe_layers(st, params.names(layers))
     found, everything = await _call(_clearance, st.db.model, names, buildings)
     summary = {"pipes": found.pipes, "pairs_measured": found.pairs, "violations": len(everything),
                "unclassified": dict(found.unclassified)}
@@ -263,6 +263,6 @@ async def profile(
         raise ApiError(400, "line: two distinct points or more")
     if cut.length / step > 100_000:
         raise ApiError(400, f"step: {step} m gives over 100,000 ground samples along a {cut.length:.0f} m cut")
-    result = await _call(cross_section, st.db.model, cut, await _pipe_layers(st, params.names(layers, "layers")),
+    result = await _call(cross_section, st.db.model, cut, await _pipe_layers(st, params.names(layers)),
                          step)
     return await _answer(request, st, {"crossed": [p.code for p in result.pipes]}, result.summary(), result, crs)

@@ -202,7 +202,7 @@ async def items(
     html = wants_html(request, f)
     out_crs = parse_crs(crs, "crs", st.db.known_srids)
     page = Page(coll, out_crs, params.limit(limit, st.cfg), offset, sortby=params.sortby(sortby),
-                properties=params.names(properties, "properties"))
+                properties=params.names(properties))
     _filter(request, st, page, bbox, bbox_crs, datetime_, filter_, filter_lang, filter_crs)
     check_properties(page)
     returned, matched, features = await run_page(st, page)

@@ -44,6 +44,10 @@ class Scope:
     def title(self) -> str:
         return ", ".join(c.id for c in self.collections)
 
+    @property
+    def attribute_keys(self) -> frozenset[str]:
+        return frozenset().union(*(c.attribute_keys for c in self.collections))
+
     def join(self):
         return mixed_join()
 
@@ -59,7 +63,7 @@ async def _scope(st: ApiState, names: str | None, default: str = "all") -> Scope
     """The collections a 3D query looks in; terrain is left out (its geometry is the DEM's outline, not the
     ground surface)."""
     found = {cid: c for cid, c in (await st.catalog.current()).items() if "terrain" not in c.kinds}
-    wanted = params.names(names, "collections")
+    wanted = params.names(names)
     if wanted:
         missing = [n for n in wanted if n not in found]
         if missing:
@@ -91,7 +95,7 @@ def _geometry(text: str, param: str, crs: Crs, srid: int) -> shapely.Geometry:
 def _paged(request: Request, st: ApiState, scope: Scope, conditions: list, crs: str | None, limit: int | None,
            offset: int, properties: str | None, sortby: list, extra: dict | None = None) -> Page:
     page = Page(scope, parse_crs(crs, "crs", st.db.known_srids), params.limit(limit, st.cfg), offset, conditions,
-                sortby, params.names(properties, "properties"),
+                sortby, params.names(properties),
                 {"collection": collection_id(), **(extra or {})})
     check_properties(page)
     return page
