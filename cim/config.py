@@ -61,6 +61,26 @@ class Settings(BaseSettings):
     tiles_dir: Path = PROJECT_ROOT / "tiles"
     """The tilesets `cim serve` publishes at /tiles (what `cim tile` wrote)."""
 
+    # Live IoT (see docs/iot.md)
+    mqtt_url: str | None = None
+    """An existing MQTT broker (mqtt://[user:password@]host:port); unset = the project's own Mosquitto."""
+    mqtt_port: int = 11883
+    """Port of the project's own Mosquitto (`cim iot broker up`, loopback only)."""
+    mqtt_topic_prefix: str = "cim"
+    """Readings arrive on <prefix>/sensors/<sensor>/observations."""
+    iot_batch_ms: int = 50
+    """The ingester commits what arrived at most this often (and acknowledges it to the broker after)."""
+    iot_max_batch: int = 20000
+    """Largest batch one ingest transaction takes (MQTT messages, or observations of one HTTP request)."""
+    iot_max_body_bytes: int = 32_000_000
+    """Largest HTTP observation batch (POST /iot/observations)."""
+    iot_max_age_days: float = 400.0
+    """Readings older than this are refused (history partitions are daily)."""
+    iot_max_future_s: float = 300.0
+    """Readings stamped further ahead of this machine's clock are refused (clock skew allowance)."""
+    iot_stale_check_s: float = 2.0
+    """How often the ingester looks for sensors that went silent."""
+
     @field_validator("api_keys", "api_cors_origins", "api_crs", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:

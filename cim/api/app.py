@@ -25,7 +25,7 @@ from cim.model.store import Model, ModelError
 mimetypes.add_type("model/gltf-binary", ".glb")
 mimetypes.add_type("application/json", ".json")
 
-SCHEMA_REVISION = "0004"  # the API needs the model's SQL functions and edit log (cim db init upgrades)
+SCHEMA_REVISION = "0005"  # the API needs the model's SQL functions and edit log (cim db init upgrades)
 
 
 @dataclass

@@ -378,6 +378,7 @@ def sample_generate(
 from cim.cli.pipes import pipes_app  # noqa: E402  (it builds on the helpers above)
 
 app.add_typer(pipes_app, name="pipes")
+import cim.cli.iot  # noqa: E402,F401  (registers import sensors, iot)
 import cim.cli.pipes_checks  # noqa: E402,F401  (registers pipes clearance, excavation, profile)
 import cim.cli.serve  # noqa: E402,F401  (registers serve, api-key)
 import cim.cli.tiles  # noqa: E402,F401  (registers tile)

@@ -15,6 +15,7 @@ KIND_ABBR: dict[str, str] = {
     "vegetation": "VEG",
     "city_furniture": "CF",
     "generic": "OBJ",
+    "sensor": "SEN",  # IoT devices (cim/iot), bound to the objects they observe
     # BIM (IFC): the spatial structure, then element categories
     "bim_project": "BPJ",
     "bim_site": "BST",

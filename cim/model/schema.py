@@ -6,6 +6,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Float,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -163,4 +165,67 @@ object_edit = Table(
     Column("before", JSONB, nullable=False),
     Column("after", JSONB, nullable=False),
     Index("object_edit_code_idx", "code"),
+)
+
+
+# Live IoT (see docs/iot.md and migration 0005): sensors are city objects of kind "sensor".
+sensor_binding = Table(
+    "sensor_binding", metadata,
+    Column("sensor_code", Text, ForeignKey("city_object.code", ondelete="CASCADE"), primary_key=True),
+    Column("object_code", Text, ForeignKey("code_registry.code"), primary_key=True),
+    Column("position", SmallInteger, nullable=False, server_default="0"),
+    Index("sensor_binding_object_idx", "object_code"),
+)
+
+sensor_state = Table(
+    "sensor_state", metadata,
+    Column("id", Integer, primary_key=True),  # identity: the compact key of observation rows
+    Column("code", Text, ForeignKey("code_registry.code"), nullable=False, unique=True),
+    Column("time", DateTime(timezone=True)),
+    Column("value", Float),
+    Column("received_at", DateTime(timezone=True)),
+    Column("status", Text, nullable=False, server_default="unknown"),  # unknown | ok | alarm | offline
+    Column("severity", SmallInteger, nullable=False, server_default="0"),  # of the worst open alarm
+)
+
+observation = Table(
+    "observation", metadata,
+    Column("sensor_id", Integer, primary_key=True),
+    Column("time", DateTime(timezone=True), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("observation_time_brin", "time", postgresql_using="brin"),
+    postgresql_partition_by="RANGE (time)",
+)
+
+alarm = Table(
+    "alarm", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("sensor_code", Text, ForeignKey("code_registry.code"), nullable=False),
+    Column("rule", Text, nullable=False),  # HH | H | L | LL | ROC | STALE
+    Column("severity", SmallInteger, nullable=False),
+    Column("state", Text, nullable=False),  # active | acknowledged | cleared
+    Column("raised_at", DateTime(timezone=True), nullable=False),
+    Column("value", Float),
+    Column("limit_value", Float),
+    Column("message", Text, nullable=False),
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Column("acknowledged_by", Text),
+    Column("cleared_at", DateTime(timezone=True)),
+    Column("clear_value", Float),
+    CheckConstraint("state IN ('active', 'acknowledged', 'cleared')", name="alarm_state_check"),
+    Index("alarm_open_uq", "sensor_code", "rule", unique=True, postgresql_where=text("state <> 'cleared'")),
+    Index("alarm_sensor_idx", "sensor_code", "raised_at"),
+)
+
+alarm_event = Table(
+    "alarm_event", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("alarm_id", BigInteger, ForeignKey("alarm.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("event", Text, nullable=False),  # raised | acknowledged | cleared
+    Column("value", Float),
+    Column("actor", Text, nullable=False),
+    Column("note", Text),
+    Index("alarm_event_alarm_idx", "alarm_id"),
 )

@@ -1,0 +1,143 @@
+"""`cim import sensors` and `cim iot …`: the broker, the MQTT ingester, the simulator and one-off readings."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import typer
+
+from cim.cli.main import ModelOpt, _done, _open, app, err, fail, guarded, import_app, out
+
+iot_app = typer.Typer(no_args_is_help=True, help="Live IoT: the MQTT broker, ingest, simulator (docs/iot.md).")
+broker_app = typer.Typer(no_args_is_help=True, help="The project's own Mosquitto (loopback, persistent sessions).")
+iot_app.add_typer(broker_app, name="broker")
+app.add_typer(iot_app, name="iot")
+
+
+def _broker(fn):
+    from cim.iot.broker import BrokerError
+
+    try:
+        return fn()
+    except BrokerError as exc:
+        fail(str(exc))
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by Ctrl-C or SIGTERM, so that the current batch finishes and is acknowledged."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+@import_app.command("sensors")
+def import_sensors_cmd(
+    file: Path = typer.Argument(..., help="Sensors as GeoJSON points or CSV (docs/iot.md)."),
+    layer: str = typer.Option("sensors", help="Model layer of the sensor objects."),
+    crs: str | None = typer.Option(None, help="CRS of the locations (CSV default: the model's; GeoJSON: CRS84)."),
+    model: str | None = ModelOpt,
+) -> None:
+    """Import the sensor registry: sensors, the objects they observe, their alarm rules."""
+    from cim.iot.registry import import_sensors
+
+    m = _open(model)
+    started = time.perf_counter()
+    result = guarded(lambda: import_sensors(m, file, layer, crs))
+    _done(f"{file.name} → {layer}", result, started)
+
+
+@broker_app.command("up")
+def broker_up() -> None:
+    """Start the project's Mosquitto (no-op when it runs or CIM_MQTT_URL names another broker)."""
+    from cim.config import settings
+    from cim.iot.broker import LocalBroker, address, reachable
+
+    if settings().mqtt_url:
+        addr = address()
+        state = "answers" if reachable(addr) else "does NOT answer"
+        out.print(f"CIM_MQTT_URL is set: using the broker at {addr.host}:{addr.port}, which {state}")
+        return
+    broker = LocalBroker()
+    did = _broker(broker.up)
+    out.print(f"mosquitto {did}: port {broker.port}, data dir {broker.dir}")
+
+
+@broker_app.command("down")
+def broker_down() -> None:
+    """Stop the project's Mosquitto (it keeps the persistent sessions and queued messages)."""
+    from cim.iot.broker import LocalBroker
+
+    out.print(f"mosquitto {_broker(LocalBroker().down)}")
+
+
+@broker_app.command("status")
+def broker_status() -> None:
+    """Whether the project's Mosquitto runs (exit 1 when not)."""
+    from cim.iot.broker import LocalBroker
+
+    text = LocalBroker().status()
+    out.print(f"mosquitto: {text}")
+    if not text.startswith("running"):
+        raise typer.Exit(1)
+
+
+@iot_app.command("ingest")
+def ingest_cmd(model: str | None = ModelOpt) -> None:
+    """Subscribe to the readings over MQTT and write them to the model until Ctrl-C (progress every 5 s)."""
+    from cim.iot.broker import ensure_broker
+    from cim.iot.mqtt import Ingester
+
+    m = _open(model)
+    _broker(ensure_broker)
+    ingester = Ingester(m, report=lambda text: err.print(f"ingest: {text}"))
+    stop = _stop_on_signals()
+    guarded(lambda: ingester.run(stop))
+    out.print(f"ingest stopped: {ingester.summary()}")
+
+
+@iot_app.command("send")
+def send_cmd(
+    sensor: str = typer.Argument(..., help="Sensor code or device id."),
+    value: float = typer.Argument(..., help="The reading."),
+    at: str | None = typer.Option(None, "--time", help="ISO 8601 time with offset (default: now)."),
+) -> None:
+    """Publish one reading over MQTT, as a device would."""
+    import os
+
+    from cim.iot.broker import ensure_broker
+    from cim.iot.ingest import parse_time
+    from cim.iot.mqtt import Publisher
+
+    when = time.time() if at is None else parse_time(at)
+    if when is None:
+        fail(f"--time {at!r}: expected ISO 8601 with an offset, e.g. 2026-11-26T14:00:00+08:00")
+    _broker(ensure_broker)
+    pub = _broker(lambda: Publisher(f"cim-send-{os.getpid()}", clean=True))
+    pub.send(sensor, when, value)
+    _broker(lambda: pub.close(10))
+    out.print(f"sent {sensor} = {value:g} at {when:.3f}")
+
+
+@iot_app.command("status")
+def status_cmd(model: str | None = ModelOpt) -> None:
+    """Sensors by status, open alarms and history of a model."""
+    m = _open(model)
+
+    def query():
+        with m.connect() as conn:
+            states = conn.execute("SELECT status, count(*) FROM sensor_state GROUP BY 1 ORDER BY 1").fetchall()
+            alarms = conn.execute("SELECT rule, state, count(*) FROM alarm WHERE state <> 'cleared' "
+                                  "GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+            history = conn.execute("SELECT count(*), min(time), max(time) FROM observation").fetchone()
+        return states, alarms, history
+
+    states, alarms, (n, first, last) = guarded(query)
+    out.print("sensors: " + (", ".join(f"{k} {v}" for k, v in states) or "none"))
+    out.print("open alarms: " + (", ".join(f"{r} {s} {n}" for r, s, n in alarms) or "none"))
+    span = f" from {first:%Y-%m-%d %H:%M:%S} to {last:%Y-%m-%d %H:%M:%S}" if n else ""
+    out.print(f"history: {n:,} readings{span}")
+

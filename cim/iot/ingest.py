@@ -1,0 +1,279 @@
+"""Ingest readings: one transaction per batch writes the history, moves the latest states, raises and clears
+alarms and tells live listeners (NOTIFY) what changed. MQTT and HTTP both come through `Ingest.write`."""
+
+from __future__ import annotations
+
+import logging
+import time as clock
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+import psycopg
+
+from cim.config import Settings
+from cim.iot.registry import Registry, Sensor
+from cim.iot.rules import SEVERITY, Change, evaluate, message, status_of
+
+log = logging.getLogger("cim.iot")
+
+LIVE_CHANNEL = "cim_live"  # NOTIFY payloads: {"s": [[code, time, value, status, severity], …], "a": [alarm, …]}
+_NOTIFY_BYTES = 7000  # PostgreSQL refuses payloads of 8000 bytes or more
+
+
+@dataclass
+class Outcome:
+    """What one batch did; `rejected` counts readings by reason (unknown sensor, malformed, …)."""
+
+    stored: int = 0
+    duplicates: int = 0
+    states: int = 0
+    alarms: list[dict] = field(default_factory=list)
+    rejected: Counter = field(default_factory=Counter)
+
+    def add(self, other: Outcome) -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.states += other.states
+        self.alarms += other.alarms
+        self.rejected.update(other.rejected)
+
+
+def parse_time(value: object) -> float | None:
+    """Epoch seconds from ISO 8601 text with an offset or a number of seconds; None when neither."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            return None  # a time without an offset is ambiguous
+        return parsed.timestamp()
+    return None
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _ts(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+class Ingest:
+    """Batches of (sensor reference, epoch seconds, value) into a model; one per process, not thread-safe."""
+
+    def __init__(self, conn: psycopg.Connection, cfg: Settings, registry: Registry | None = None) -> None:
+        if not conn.autocommit:
+            raise ValueError("Ingest wants an autocommit connection (it opens its own transactions)")
+        self.conn = conn
+        self.cfg = cfg
+        self.registry = registry or Registry.load(conn)
+        self._checked_at = clock.monotonic()
+        self._days: set[int] = set()
+
+    def refresh(self, force: bool = False) -> None:
+        """Reload the registry when an import or edit changed it (checked at most once a second)."""
+        now = clock.monotonic()
+        if not force and now - self._checked_at < 1.0:
+            return
+        self._checked_at = now
+        if force or Registry.current_signature(self.conn) != self.registry.signature:
+            self.registry = Registry.load(self.conn)
+
+    def _partitions(self, times: np.ndarray) -> None:
+        days = np.unique((times // 86400).astype(np.int64))
+        missing = [d for d in days.tolist() if d not in self._days]
+        if missing:
+            for lo, hi in _runs(missing):
+                self.conn.execute("SELECT cim_observation_partitions(%s, %s)", (_ts(lo * 86400), _ts(hi * 86400)))
+            self._days.update(missing)
+
+    def write(self, refs: list[str], times: list[float | None], values: list[object], actor: str = "ingest") -> Outcome:
+        """Store a batch; readings of unknown sensors or with bad times or values are counted, not stored."""
+        out = Outcome()
+        self.refresh()
+        by_ref = self.registry.by_ref
+        if any(r not in by_ref for r in set(refs)):
+            self.refresh(force=True)
+            by_ref = self.registry.by_ref
+        now = clock.time()
+        oldest, newest = now - self.cfg.iot_max_age_days * 86400, now + self.cfg.iot_max_future_s
+        ids, ts, vs = [], [], []
+        for ref, t, v in zip(refs, times, values, strict=True):
+            sensor = by_ref.get(ref)
+            if sensor is None:
+                out.rejected["unknown sensor"] += 1
+            elif t is None:
+                out.rejected["bad time"] += 1
+            elif not oldest <= t <= newest:
+                out.rejected["time out of range"] += 1
+            elif not isinstance(v, int | float) or isinstance(v, bool) or not np.isfinite(v):
+                out.rejected["bad value"] += 1
+            else:
+                ids.append(sensor.state_id)
+                ts.append(t)
+                vs.append(float(v))
+        if not ids:
+            return out
+        sid = np.asarray(ids, dtype=np.int32)
+        t = np.asarray(ts, dtype=np.float64)
+        v = np.asarray(vs, dtype=np.float64)
+        order = np.lexsort((t, sid))
+        sid, t, v = sid[order], t[order], v[order]
+        self._partitions(t)
+        with self.conn.transaction():
+            out.add(self._store(sid, t, v, actor))
+        return out
+
+    def _store(self, sid: np.ndarray, t: np.ndarray, v: np.ndarray, actor: str) -> Outcome:
+        out = Outcome()
+        cur = self.conn.cursor()
+        out.stored = cur.execute(
+            "INSERT INTO observation (sensor_id, time, value) "
+            "SELECT s, to_timestamp(t), v FROM unnest(%s::int4[], %s::float8[], %s::float8[]) AS r(s, t, v) "
+            "ON CONFLICT DO NOTHING",
+            (sid.tolist(), t.tolist(), v.tolist()),
+        ).rowcount
+        out.duplicates = len(sid) - out.stored
+        sensors = np.unique(sid)
+        # the sensors' rows are locked in id order (no deadlock between ingesters) before their alarms are read
+        state = {row[0]: row[1:] for row in cur.execute(
+            "SELECT id, extract(epoch FROM time)::float8, value FROM sensor_state WHERE id = ANY(%s) "
+            "ORDER BY id FOR UPDATE", (sensors.tolist(),))}
+        registry = self.registry.by_id
+        codes = [registry[i].code for i in sensors.tolist()]
+        open_alarms: dict[str, dict[str, int]] = {}
+        for alarm_id, code, rule in cur.execute(
+            "SELECT id, sensor_code, rule FROM alarm WHERE sensor_code = ANY(%s) AND state <> 'cleared'", (codes,)
+        ):
+            open_alarms.setdefault(code, {})[rule] = alarm_id
+        starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+        ends = np.r_[starts[1:], len(sid)]
+        latest: list[tuple] = []
+        changes: list[tuple[Sensor, Change]] = []
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            sensor = registry[int(sid[a])]
+            prev_t, prev_v = state.get(sensor.state_id, (None, None))
+            opened = open_alarms.get(sensor.code, {})
+            rules_open = set(opened)
+            before = set(rules_open)
+            newer = t[a:b] > prev_t if prev_t is not None else np.ones(b - a, dtype=bool)
+            if not newer.any():
+                continue  # late or redelivered readings: history only
+            for ti, vi in zip(t[a:b][newer].tolist(), v[a:b][newer].tolist(), strict=True):
+                if sensor.rules.limits() or sensor.rules.roc or rules_open:
+                    changes.extend((sensor, c) for c in evaluate(sensor.rules, rules_open, prev_t, prev_v, ti, vi))
+                prev_t, prev_v = ti, vi
+            status, severity = status_of(rules_open)
+            latest.append((sensor.state_id, prev_t, prev_v, status, severity, sensor.code, rules_open != before))
+        if latest:
+            cur.execute(
+                "UPDATE sensor_state s SET time = to_timestamp(u.t), value = u.v, received_at = now(), "
+                "status = u.status, severity = u.sev "
+                "FROM unnest(%s::int4[], %s::float8[], %s::float8[], %s::text[], %s::int2[]) "
+                "AS u(id, t, v, status, sev) "
+                "WHERE s.id = u.id",
+                tuple(list(col) for col in zip(*(row[:5] for row in latest), strict=True)),
+            )
+        out.states = len(latest)
+        out.alarms = self._alarms(cur, changes, open_alarms, actor)
+        notify(cur, [[row[5], iso(row[1]), row[2], row[3], row[4]] for row in latest], out.alarms)
+        return out
+
+    def _alarms(self, cur: psycopg.Cursor, changes: list[tuple[Sensor, Change]], open_alarms: dict[str, dict[str, int]],
+                actor: str) -> list[dict]:
+        events = []
+        for sensor, change in changes:
+            if change.raised:
+                text = message(change.rule, change.value, change.limit, sensor.unit)
+                alarm_id = cur.execute(
+                    "INSERT INTO alarm (sensor_code, rule, severity, state, raised_at, value, limit_value, message) "
+                    "VALUES (%s, %s, %s, 'active', %s, %s, %s, %s) RETURNING id",
+                    (sensor.code, change.rule, SEVERITY[change.rule], _ts(change.time), change.value, change.limit,
+                     text),
+                ).fetchone()[0]
+                open_alarms.setdefault(sensor.code, {})[change.rule] = alarm_id
+                event = "raised"
+            else:
+                alarm_id = open_alarms[sensor.code].pop(change.rule)
+                cur.execute("UPDATE alarm SET state = 'cleared', cleared_at = %s, clear_value = %s WHERE id = %s",
+                            (_ts(change.time), change.value, alarm_id))
+                event = "cleared"
+            cur.execute("INSERT INTO alarm_event (alarm_id, at, event, value, actor) VALUES (%s, %s, %s, %s, %s)",
+                        (alarm_id, _ts(change.time), event, change.value, actor))
+            events.append({"id": alarm_id, "event": event, "sensor": sensor.code, "rule": change.rule,
+                           "severity": SEVERITY[change.rule], "time": iso(change.time), "value": change.value,
+                           "limit": change.limit})
+        return events
+
+    def sweep_stale(self, now: float | None = None) -> list[dict]:
+        """Raise STALE alarms for sensors silent past their timeout; returns the alarm events."""
+        self.refresh()
+        now = clock.time() if now is None else now
+        due = [(s.code, s.stale_after) for s in self.registry.sensors if s.stale_after]
+        if not due:
+            return []
+        codes, limits = zip(*due, strict=True)
+        events = []
+        with self.conn.transaction():
+            cur = self.conn.cursor()
+            rows = cur.execute("""
+                SELECT s.code, extract(epoch FROM s.time)::float8, s.value, d.lim
+                FROM sensor_state s JOIN unnest(%s::text[], %s::float8[]) AS d(code, lim) ON d.code = s.code
+                WHERE s.time < to_timestamp(%s) - make_interval(secs => d.lim)
+                  AND NOT EXISTS (SELECT 1 FROM alarm a WHERE a.sensor_code = s.code AND a.rule = 'STALE'
+                                                        AND a.state <> 'cleared')
+                ORDER BY s.id FOR UPDATE OF s SKIP LOCKED
+            """, (list(codes), list(limits), now)).fetchall()
+            for code, last, value, limit in rows:
+                alarm_id = cur.execute(
+                    "INSERT INTO alarm (sensor_code, rule, severity, state, raised_at, value, limit_value, message) "
+                    "VALUES (%s, 'STALE', %s, 'active', %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+                    (code, SEVERITY["STALE"], _ts(now), value, limit, message("STALE", value, limit, "")),
+                ).fetchone()
+                if alarm_id is None:
+                    continue
+                cur.execute("INSERT INTO alarm_event (alarm_id, at, event, value, actor) "
+                            "VALUES (%s, %s, 'raised', %s, 'stale check')", (alarm_id[0], _ts(now), value))
+                events.append({"id": alarm_id[0], "event": "raised", "sensor": code, "rule": "STALE",
+                               "severity": SEVERITY["STALE"], "time": iso(now), "value": value, "limit": limit,
+                               "last_reading": iso(last)})
+            if events:
+                # a sensor in alarm stays "alarm"; one that was ok goes offline
+                cur.execute("UPDATE sensor_state SET status = CASE WHEN status = 'alarm' THEN 'alarm' ELSE 'offline' "
+                            "END, severity = greatest(severity, %s) WHERE code = ANY(%s)",
+                            (SEVERITY["STALE"], [e["sensor"] for e in events]))
+                notify(cur, [], events)
+        return events
+
+
+def notify(cur: psycopg.Cursor, states: list[list], alarms: list[dict]) -> None:
+    """Tell live listeners (the API's push) about new states and alarm events, in payloads under 8 kB."""
+    for key, items in (("s", states), ("a", alarms)):
+        chunk: list = []
+        size = 0
+        for item in items:
+            encoded = orjson.dumps(item)
+            if chunk and size + len(encoded) > _NOTIFY_BYTES:
+                cur.execute("SELECT pg_notify(%s, %s)", (LIVE_CHANNEL, orjson.dumps({key: chunk}).decode()))
+                chunk, size = [], 0
+            chunk.append(item)
+            size += len(encoded) + 1
+        if chunk:
+            cur.execute("SELECT pg_notify(%s, %s)", (LIVE_CHANNEL, orjson.dumps({key: chunk}).decode()))
+
+
+def _runs(days: list[int]) -> list[tuple[int, int]]:
+    """Consecutive days as (first, last) runs."""
+    runs: list[list[int]] = []
+    for d in sorted(days):
+        if runs and d == runs[-1][1] + 1:
+            runs[-1][1] = d
+        else:
+            runs.append([d, d])
+    return [(a, b) for a, b in runs]

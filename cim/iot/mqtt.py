@@ -1,0 +1,218 @@
+"""MQTT: the topic scheme and payloads, a publisher, and the ingester (`cim iot ingest`), which acknowledges
+each message to the broker only after its batch is committed, so a crash loses nothing (docs/iot.md)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time as clock
+from collections import Counter, deque
+from collections.abc import Callable
+
+import orjson
+import paho.mqtt.client as mqtt
+import psycopg
+
+from cim.config import Settings, settings
+from cim.iot.broker import Address, BrokerError, address
+from cim.iot.ingest import Ingest, Outcome, iso, parse_time
+from cim.model.store import Model
+
+log = logging.getLogger("cim.iot")
+
+
+def topic(sensor: str, cfg: Settings | None = None) -> str:
+    return f"{(cfg or settings()).mqtt_topic_prefix}/sensors/{sensor}/observations"
+
+
+def subscription(cfg: Settings | None = None) -> str:
+    return topic("+", cfg)
+
+
+def payload(time: float, value: float) -> bytes:
+    return orjson.dumps({"time": iso(time), "value": value})
+
+
+def parse_message(topic_name: str, data: bytes) -> tuple[str, list[tuple[float | None, object]]] | str:
+    """(sensor reference, [(epoch seconds, value)]) of one message, or why it is malformed."""
+    parts = topic_name.split("/")
+    if len(parts) < 3 or parts[-1] != "observations" or parts[-3] != "sensors" or not parts[-2]:
+        return "bad topic"
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return "payload not JSON"
+    items = body if isinstance(body, list) else [body]
+    readings = []
+    for item in items:
+        if not isinstance(item, dict):
+            return "payload not an object"
+        when = item.get("time", item.get("phenomenonTime"))
+        readings.append((parse_time(when), item.get("value", item.get("result"))))
+    return parts[-2], readings
+
+
+def _client(client_id: str, clean: bool, addr: Address, **kwargs) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean,
+                         protocol=mqtt.MQTTv311, **kwargs)
+    if addr.username:
+        client.username_pw_set(addr.username, addr.password)
+    client.reconnect_delay_set(0.1, 2)
+    return client
+
+
+class Publisher:
+    """QoS 1 publishing of readings; what the broker has not acknowledged is resent after a reconnect."""
+
+    def __init__(self, client_id: str, cfg: Settings | None = None, clean: bool = False, timeout: float = 10) -> None:
+        self.cfg = cfg or settings()
+        addr = address(self.cfg)
+        self.client = _client(client_id, clean, addr)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        connected = threading.Event()
+        self.client.on_connect = lambda *a: connected.set()
+        self.pending: deque[mqtt.MQTTMessageInfo] = deque()
+        self.client.connect_async(addr.host, addr.port, keepalive=30)
+        self.client.loop_start()
+        if not connected.wait(timeout):
+            self.client.loop_stop()
+            raise BrokerError(f"no MQTT broker answered at {addr.host}:{addr.port} within {timeout:g} s")
+
+    def send(self, sensor: str, time: float, value: float) -> None:
+        self.send_raw(topic(sensor, self.cfg), payload(time, value))
+
+    def send_raw(self, topic_name: str, data: bytes) -> None:
+        self.pending.append(self.client.publish(topic_name, data, qos=1))
+        while len(self.pending) > 10_000 and self.pending[0].is_published():
+            self.pending.popleft()
+
+    def flush(self, timeout: float = 60) -> None:
+        """Wait until the broker has acknowledged everything sent."""
+        deadline = clock.monotonic() + timeout
+        while self.pending:
+            info = self.pending.popleft()
+            info.wait_for_publish(max(0.0, deadline - clock.monotonic()))
+            if not info.is_published():
+                raise BrokerError(f"the broker did not acknowledge {len(self.pending) + 1} messages within "
+                                  f"{timeout:g} s")
+
+    def close(self, timeout: float = 60) -> None:
+        try:
+            self.flush(timeout)
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+
+class Ingester:
+    """Subscribes with a persistent QoS 1 session, writes batches through Ingest, acknowledges after commit."""
+
+    def __init__(self, model: Model, cfg: Settings | None = None, client_id: str | None = None,
+                 report: Callable[[str], None] | None = None) -> None:
+        self.model = model
+        self.cfg = cfg or settings()
+        self.addr = address(self.cfg)
+        self.client_id = client_id or f"cim-ingest-{model.info.name}"
+        self.report = report or log.info
+        self.queue: deque = deque()
+        self.wake = threading.Event()
+        self.generation = 0  # of the connection: a message is acknowledged on the connection that brought it
+        self.connected = threading.Event()
+        self.total = Outcome()
+        self.received = 0
+        self.malformed: Counter = Counter()
+
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        if reason.is_failure:
+            self.report(f"broker refused the connection: {reason}")
+            return
+        self.generation += 1
+        client.subscribe(subscription(self.cfg), qos=1)
+        self.connected.set()
+        session = "resumed" if flags.session_present else "new"
+        self.report(f"connected to {self.addr.host}:{self.addr.port} (session {session}), "
+                    f"subscribed to {subscription(self.cfg)}")
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
+        self.connected.clear()
+        self.report(f"disconnected from the broker ({reason}); reconnecting")
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        self.queue.append((self.generation, msg.mid, msg.qos, msg.topic, msg.payload))
+        if len(self.queue) >= self.cfg.iot_max_batch:
+            self.wake.set()
+
+    def _batch(self) -> list:
+        n = min(len(self.queue), self.cfg.iot_max_batch)
+        return [self.queue.popleft() for _ in range(n)]
+
+    def _parse(self, items: list) -> tuple[list, list, list]:
+        refs, times, values = [], [], []
+        for _, _, _, topic_name, data in items:
+            parsed = parse_message(topic_name, data)
+            if isinstance(parsed, str):
+                self.malformed[parsed] += 1
+                continue
+            ref, readings = parsed
+            for t, v in readings:
+                refs.append(ref)
+                times.append(t)
+                values.append(v)
+        return refs, times, values
+
+    def run(self, stop: threading.Event) -> Outcome:
+        """Ingest until `stop` is set; database outages are waited out, nothing is acknowledged unwritten."""
+        client = _client(self.client_id, False, self.addr, manual_ack=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.connect_async(self.addr.host, self.addr.port, keepalive=30)
+        client.loop_start()
+        ingest = None
+        pending: list = []
+        last_report = last_sweep = clock.monotonic()
+        reported = 0
+        try:
+            while not stop.is_set() or (pending and ingest is not None):
+                if not pending:
+                    self.wake.wait(self.cfg.iot_batch_ms / 1000)
+                    self.wake.clear()
+                    pending = self._batch()
+                try:
+                    if ingest is None:
+                        ingest = Ingest(self.model.connect(autocommit=True), self.cfg)
+                    if pending:
+                        self.total.add(ingest.write(*self._parse(pending), actor="mqtt"))
+                        self.received += len(pending)
+                    if clock.monotonic() - last_sweep >= self.cfg.iot_stale_check_s:
+                        last_sweep = clock.monotonic()
+                        self.total.alarms += ingest.sweep_stale()
+                except psycopg.OperationalError as exc:
+                    self.report(f"database unavailable ({' '.join(str(exc).split())[:200]}); retrying in 1 s")
+                    ingest = None
+                    stop.wait(1.0)
+                    continue
+                for gen, mid, qos, _, _ in pending:
+                    if qos and gen == self.generation:
+                        client.ack(mid, qos)
+                pending = []
+                now = clock.monotonic()
+                if now - last_report >= 5:
+                    rate = (self.received - reported) / (now - last_report)
+                    self.report(self.summary(rate))
+                    last_report, reported = now, self.received
+        finally:
+            client.disconnect()
+            client.loop_stop()
+            if ingest is not None:
+                ingest.conn.close()
+        return self.total
+
+    def summary(self, rate: float | None = None) -> str:
+        rejected = self.total.rejected + self.malformed
+        text = (f"{self.received:,} messages, {self.total.stored:,} readings stored, {self.total.duplicates:,} "
+                f"duplicates, {len(self.total.alarms):,} alarm events")
+        if rejected:
+            text += ", rejected: " + ", ".join(f"{n:,} {why}" for why, n in rejected.most_common())
+        return text + (f" ({rate:,.0f} messages/s)" if rate is not None else "")

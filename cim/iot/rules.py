@@ -1,0 +1,102 @@
+"""Alarm rules of a sensor and their evaluation: HH/H/L/LL limits with hysteresis, rate of change, staleness."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# rule → severity (what "worst alarm" compares): limits beyond the outer ones are critical
+SEVERITY: dict[str, int] = {"HH": 3, "LL": 3, "H": 2, "L": 2, "ROC": 2, "STALE": 1}
+SEVERITY_NAMES = {0: "none", 1: "offline", 2: "warning", 3: "critical"}
+
+
+class Rules(BaseModel):
+    """A sensor's alarm rules (docs/iot.md); every field is optional."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hh: float | None = Field(None, allow_inf_nan=False)
+    h: float | None = Field(None, allow_inf_nan=False)
+    l: float | None = Field(None, allow_inf_nan=False)  # noqa: E741 - the ISA-18.2 name
+    ll: float | None = Field(None, allow_inf_nan=False)
+    deadband: float = Field(0.0, ge=0, allow_inf_nan=False)
+    """Hysteresis: an H alarm clears below h - deadband, an L alarm above l + deadband."""
+    roc: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """Largest normal rate of change, units per minute (absolute)."""
+    stale_s: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """Offline after this many seconds without a reading."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Rules:
+        given = [(name, getattr(self, name)) for name in ("ll", "l", "h", "hh") if getattr(self, name) is not None]
+        for (lo_name, lo), (hi_name, hi) in zip(given, given[1:], strict=False):
+            if not lo < hi:
+                raise ValueError(f"limits must rise ll < l < h < hh, but {lo_name} = {lo} and {hi_name} = {hi}")
+        return self
+
+    def limits(self) -> list[tuple[str, float]]:
+        return [(name.upper(), getattr(self, name)) for name in ("hh", "h", "l", "ll")
+                if getattr(self, name) is not None]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One alarm transition found at a reading: raise or clear of a rule."""
+
+    rule: str
+    raised: bool
+    time: float
+    value: float
+    limit: float | None = None
+
+
+def evaluate(rules: Rules, open_rules: set[str], prev_time: float | None, prev_value: float | None,
+             time: float, value: float) -> list[Change]:
+    """The alarm transitions one reading causes; updates open_rules in place."""
+    changes: list[Change] = []
+    band = rules.deadband
+    for rule, limit in rules.limits():
+        high = rule.startswith("H")
+        beyond = value > limit if high else value < limit
+        back = value < limit - band if high else value > limit + band
+        if rule not in open_rules and beyond:
+            open_rules.add(rule)
+            changes.append(Change(rule, True, time, value, limit))
+        elif rule in open_rules and back:
+            open_rules.discard(rule)
+            changes.append(Change(rule, False, time, value, limit))
+    if rules.roc is not None and prev_time is not None and time > prev_time:
+        rate = abs(value - prev_value) / (time - prev_time) * 60.0
+        if "ROC" not in open_rules and rate > rules.roc:
+            open_rules.add("ROC")
+            changes.append(Change("ROC", True, time, value, rules.roc))
+        elif "ROC" in open_rules and rate <= rules.roc:
+            open_rules.discard("ROC")
+            changes.append(Change("ROC", False, time, value, rules.roc))
+    if "STALE" in open_rules:  # any reading brings the sensor back
+        open_rules.discard("STALE")
+        changes.append(Change("STALE", False, time, value))
+    return changes
+
+
+def status_of(open_rules: set[str]) -> tuple[str, int]:
+    """A sensor's status and severity from its open alarms."""
+    severity = max((SEVERITY[r] for r in open_rules), default=0)
+    if any(r != "STALE" for r in open_rules):
+        return "alarm", severity
+    return ("offline", severity) if open_rules else ("ok", 0)
+
+
+def message(rule: str, value: float | None, limit: float | None, unit: str) -> str:
+    if rule == "STALE":
+        return f"no reading for more than {limit:g} s"
+    if rule == "ROC":
+        return f"changing faster than {limit:g} {unit}/min (now {value:g} {unit})"
+    side = "above" if rule.startswith("H") else "below"
+    return f"{value:g} {unit} is {side} the {rule} limit {limit:g} {unit}"
+
+
+def finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
