@@ -20,6 +20,8 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 [ -x /usr/bin/chromium ] || [ -n "${CIM_CHROMIUM:-}" ] || missing+=(chromium)
 [ -f /usr/share/proj/egm96_15.gtx ] || missing+=(proj-data)
+# Live IoT: the project's own MQTT broker (not needed when CIM_MQTT_URL names one)
+[ -n "${CIM_MQTT_URL:-}" ] || command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 
 # Debian bookworm's own nodejs is 18; the JS tools' packages want 20+ (npm ci only warns about that).
 warn_old_node() {
@@ -50,10 +52,11 @@ fi
 
 cat >&2 <<MSG
 cim needs these system packages, which are missing: ${missing[*]}
-  Debian/Ubuntu (as root):  apt-get install postgresql postgresql-postgis python3-venv nodejs npm chromium proj-data
-  Fedora/RHEL:              dnf install postgresql-server postgis python3 nodejs npm chromium
-  macOS (Homebrew):         brew install postgresql@16 postgis python node && brew install --cask chromium
+  Debian/Ubuntu (as root):  apt-get install postgresql postgresql-postgis python3-venv nodejs npm chromium proj-data mosquitto
+  Fedora/RHEL:              dnf install postgresql-server postgis python3 nodejs npm chromium mosquitto
+  macOS (Homebrew):         brew install postgresql@16 postgis python node mosquitto && brew install --cask chromium
 Or point cim at an existing PostgreSQL 13+ server with PostGIS 3: export CIM_DATABASE_URL=postgresql://user@host/db
+and at an existing MQTT broker: export CIM_MQTT_URL=mqtt://host:1883 (see docs/iot.md for its settings).
 The JS test tools want Node.js 20+ and Chromium (elsewhere than /usr/bin/chromium: export CIM_CHROMIUM=/path/to/it).
 The tiler wants the EGM96 geoid grid egm96_15.gtx (Debian: proj-data) in the PROJ data directory; elsewhere put
 https://cdn.proj.org/us_nga_egm96_15.tif there instead.

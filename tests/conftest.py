@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The suite runs its own cluster beside the demo's, so `make test` never touches demo data.
 os.environ.setdefault("CIM_DATA_DIR", str(ROOT / ".cim" / "test"))
 os.environ.setdefault("CIM_PG_PORT", "55439")
+os.environ.setdefault("CIM_MQTT_PORT", "11884")
 
 from cim.config import settings  # noqa: E402
 from cim.db.cluster import LocalCluster  # noqa: E402
@@ -26,6 +27,14 @@ def server() -> None:
     """A running PostgreSQL+PostGIS server for the whole session."""
     if not settings().database_url:
         LocalCluster().up()
+
+
+@pytest.fixture(scope="session")
+def broker() -> None:
+    """The suite's own Mosquitto (beside the demo's), or the broker CIM_MQTT_URL names."""
+    from cim.iot.broker import ensure_broker
+
+    ensure_broker()
 
 
 def _new_model(crs: str = "EPSG:4547") -> Model:

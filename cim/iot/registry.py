@@ -22,7 +22,7 @@ from pyproj import CRS
 
 from cim.importers.common import check_source, ewkb_hex, parse_crs, transform_xy
 from cim.importers.errors import InputError
-from cim.iot.rules import Rules
+from cim.iot.rules import Rules, explain
 from cim.model.store import Batch, Model, WriteResult, write_objects
 
 # kind → (observed property, unit) when the file does not say (units in UCUM where one exists)
@@ -182,9 +182,7 @@ def _rules(path: Path, record: str, row: pd.Series) -> dict:
     try:
         return Rules(**given).model_dump(exclude_none=True, exclude_defaults=True)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(path, f"{where + ': ' if where else ''}{first['msg']}", record=record) from None
+        raise InputError(path, explain(exc), record=record) from None
 
 
 def resolve_objects(conn: psycopg.Connection, refs: list[str]) -> dict[str, str]:

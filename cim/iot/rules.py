@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # rule → severity (what "worst alarm" compares): limits beyond the outer ones are critical
 SEVERITY: dict[str, int] = {"HH": 3, "LL": 3, "H": 2, "L": 2, "ROC": 2, "STALE": 1}
@@ -39,6 +39,13 @@ class Rules(BaseModel):
     def limits(self) -> list[tuple[str, float]]:
         return [(name.upper(), getattr(self, name)) for name in ("hh", "h", "l", "ll")
                 if getattr(self, name) is not None]
+
+
+def explain(exc: ValidationError) -> str:
+    """The first reason pydantic gives, as one line a user reads ("h: must be …")."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where + ': ' if where else ''}{first['msg'].removeprefix('Value error, ')}"
 
 
 @dataclass(frozen=True)
