@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 # rule → severity (what "worst alarm" compares): limits beyond the outer ones are critical
 SEVERITY: dict[str, int] = {"HH": 3, "LL": 3, "H": 2, "L": 2, "ROC": 2, "STALE": 1}
@@ -36,9 +36,15 @@ class Rules(BaseModel):
                 raise ValueError(f"limits must rise ll < l < h < hh, but {lo_name} = {lo} and {hi_name} = {hi}")
         return self
 
-    def limits(self) -> list[tuple[str, float]]:
-        return [(name.upper(), getattr(self, name)) for name in ("hh", "h", "l", "ll")
-                if getattr(self, name) is not None]
+    _limits: tuple[tuple[str, float], ...] = PrivateAttr(())
+
+    def model_post_init(self, context: object) -> None:
+        self._limits = tuple((name.upper(), getattr(self, name)) for name in ("hh", "h", "l", "ll")
+                             if getattr(self, name) is not None)
+
+    def limits(self) -> tuple[tuple[str, float], ...]:
+        """(rule, limit) of the limits given, outer ones first."""
+        return self._limits
 
 
 def explain(exc: ValidationError) -> str:
