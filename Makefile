@@ -6,9 +6,9 @@ CIM    := $(BIN)/cim
 SAMPLE := sample_data/build
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test setup sysdeps venv sample import-sample tiles serve db-up db-down lint bench-import bench-ifc bench-pipes bench-tiles bench-api clean
+.PHONY: demo test setup sysdeps venv sample import-sample tiles serve db-up db-down broker-up broker-down lint bench-import bench-ifc bench-pipes bench-tiles bench-api bench-iot clean
 
-demo: setup db-up sample import-sample tiles  ## set everything up, import the sample district, build its tiles, serve the API
+demo: setup db-up sample import-sample tiles  ## set everything up, import the sample district, build its tiles, serve the API with live sensors
 	@$(CIM) info
 	@$(MAKE) --no-print-directory serve
 
@@ -41,6 +41,12 @@ db-up: setup
 db-down:
 	@$(CIM) db down
 
+broker-up: setup
+	@$(CIM) iot broker up
+
+broker-down:
+	@$(CIM) iot broker down
+
 sample: setup  ## generate the synthetic district (deterministic) into sample_data/build/
 	@$(CIM) sample generate --out $(SAMPLE)
 
@@ -52,12 +58,14 @@ import-sample:
 	@$(CIM) import cityjson $(SAMPLE)/landmarks.city.json --layer landmarks
 	@$(CIM) import ifc $(SAMPLE)/bim.ifc
 	@for n in water drainage gas; do $(CIM) import pipes $(SAMPLE)/pipes.gpkg --network $$n || exit 1; done
+	@$(CIM) import cityjson $(SAMPLE)/utility_tunnel.city.json --layer tunnels
+	@$(CIM) import sensors $(SAMPLE)/sensors.geojson
 
 tiles:  ## 3D Tiles of every layer of the model into tiles/ (only the tiles whose objects changed)
 	@$(CIM) tile --out tiles
 
-serve:  ## the API (OGC API - Features, 3D queries, analyses, /tiles) on CIM_API_HOST:CIM_API_PORT until Ctrl-C
-	@$(CIM) serve
+serve:  ## the API (OGC API - Features, 3D queries, analyses, IoT, /tiles) with the broker, ingester and simulator, until Ctrl-C
+	@$(CIM) serve --live
 
 lint: setup
 	$(BIN)/ruff check cim tests bench scripts
@@ -76,6 +84,9 @@ bench-tiles: setup db-up  ## 100,000 LOD1 buildings from PostGIS to 3D Tiles, be
 
 bench-api: setup db-up  ## items?bbox=…&limit=100 under 20 connections (wrk): requests/s, p50/p99, beside tipg 1.6.1
 	$(BIN)/python bench/bench_api.py
+
+bench-iot: setup db-up  ## MQTT → database beside the raw broker rate, HTTP batch ingest, publish → WebSocket latency p95
+	$(BIN)/python bench/bench_iot.py
 
 clean:
 	rm -rf $(SAMPLE) bench/results

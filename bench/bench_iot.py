@@ -183,7 +183,8 @@ def ingest_round(pub: Publisher, devices: list[str], model, env: dict, t0: float
             wait(lambda: stored(model, t0, t1) >= MESSAGES, 300, "the readings in the database", 0.25)
             with model.connect() as conn:
                 done = conn.execute("SELECT extract(epoch FROM max(received_at))::float8 FROM observation "
-                                    "WHERE time >= to_timestamp(%s) AND time < to_timestamp(%s)", (t0, t1)).fetchone()[0]
+                                    "WHERE time >= to_timestamp(%s) AND time < to_timestamp(%s)",
+                                    (t0, t1)).fetchone()[0]
         finally:
             stop(proc)
     return MESSAGES / (done - started)

@@ -107,12 +107,14 @@ def pipes_model(server, sample_dir) -> Model:
 
 
 def import_sample(m: Model, sample_dir: Path) -> None:
-    """The whole sample: terrain, GIS layers, CityJSON landmarks, the BIM building and three pipe networks."""
+    """The whole sample: terrain, GIS layers, CityJSON landmarks, the BIM building, three pipe networks, the utility
+    tunnel and the sensors."""
     from cim.importers.cityjson import import_cityjson
     from cim.importers.dem import import_dem
     from cim.importers.gis import import_gis
     from cim.importers.ifc import import_ifc
     from cim.importers.pipes.gis import import_pipes
+    from cim.iot.registry import import_sensors
 
     import_dem(m, sample_dir / "dem.tif")
     for layer in ("buildings", "roads", "river"):
@@ -121,6 +123,8 @@ def import_sample(m: Model, sample_dir: Path) -> None:
     import_ifc(m, sample_dir / "bim.ifc")
     for network in ("water", "drainage", "gas"):
         import_pipes(m, sample_dir / "pipes.gpkg", network)
+    import_cityjson(m, sample_dir / "utility_tunnel.city.json", "tunnels")
+    import_sensors(m, sample_dir / "sensors.geojson")
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,8 @@ def status_cmd(model: str | None = ModelOpt) -> None:
 
     def query():
         with m.connect() as conn:
-            states = conn.execute("SELECT status, count(*) FROM sensor_state GROUP BY 1 ORDER BY 1").fetchall()
+            states = conn.execute("SELECT s.status, count(*) FROM sensor_state s JOIN city_object o ON o.code = s.code "
+                                  "GROUP BY 1 ORDER BY 1").fetchall()
             alarms = conn.execute("SELECT rule, state, count(*) FROM alarm WHERE state <> 'cleared' "
                                   "GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
             history = conn.execute("SELECT count(*), min(time), max(time) FROM observation").fetchone()
@@ -141,3 +142,69 @@ def status_cmd(model: str | None = ModelOpt) -> None:
     span = f" from {first:%Y-%m-%d %H:%M:%S} to {last:%Y-%m-%d %H:%M:%S}" if n else ""
     out.print(f"history: {n:,} readings{span}")
 
+
+
+def _specs(conn) -> list[dict]:
+    """The simulator's view of the model's sensors: device id, kind, interval, limits, building use."""
+    from cim.iot.registry import RULE_FIELDS
+
+    rows = conn.execute("SELECT source_id, attributes FROM city_object WHERE kind = 'sensor' ORDER BY code")
+    return [{"id": device, "kind": a.get("sensor_kind"), "interval_s": a.get("interval_s"), "use": a.get("use"),
+             **{k: a.get("rules", {}).get(k) for k in RULE_FIELDS}} for device, a in rows]
+
+
+@iot_app.command("simulate")
+def simulate_cmd(
+    seed: int = typer.Option(1, help="Seed of the readings and anomalies."),
+    speed: float = typer.Option(1.0, help="Simulated seconds per wall-clock second."),
+    duration: float | None = typer.Option(None, help="Stop after this many wall-clock seconds (default: Ctrl-C)."),
+    backfill_hours: float = typer.Option(0.0, "--backfill-hours",
+                                         help="First write the history of the last hours the model lacks "
+                                              "(straight to the database, coarser steps)."),
+    anomalies: bool = typer.Option(True, "--anomalies/--no-anomalies", help="Inject alarm episodes."),
+    model: str | None = ModelOpt,
+) -> None:
+    """Realistic readings for the model's sensors over MQTT, as the devices would send them (docs/iot.md)."""
+    from cim.config import settings
+    from cim.iot.broker import ensure_broker
+    from cim.iot.ingest import Ingest
+    from cim.iot.mqtt import Publisher
+    from cim.iot.simulate import Simulator, backfill, run
+
+    m = _open(model)
+    with m.connect() as conn:
+        specs = guarded(lambda: _specs(conn))
+        last = conn.execute("SELECT extract(epoch FROM max(time))::float8 FROM observation").fetchone()[0]
+    if not specs:
+        fail(f"model {m.info.name!r} has no sensors: import some with `cim import sensors FILE`")
+    start = time.time()
+    sim = Simulator(specs, seed, start, episode_every=120.0 if anomalies else 1e12)
+    hours = min(backfill_hours, (start - last) / 3600) if last else backfill_hours
+    if hours > 0:
+        with m.connect(autocommit=True) as conn:
+            ingest = Ingest(conn, settings())
+            batch: list = []
+            stored = 0
+            for reading in backfill(sim, hours):
+                batch.append(reading)
+                if len(batch) == 20_000:
+                    stored += ingest.write(*zip(*batch, strict=True), actor="simulator").stored
+                    batch = []
+            if batch:
+                stored += ingest.write(*zip(*batch, strict=True), actor="simulator").stored
+        out.print(f"simulate: backfilled {hours:.1f} h of history, {stored:,} readings")
+    _broker(ensure_broker)
+    pub = _broker(lambda: Publisher(f"cim-simulator-{m.info.name}"))
+    stop = _stop_on_signals()
+    out.print(f"simulate: {len(specs)} sensors at {speed:g}x over MQTT"
+              f"{', anomalies every 120 s' if anomalies else ''} (Ctrl-C stops)")
+    last_report = [0.0]
+
+    def progress(stats: dict) -> None:
+        if stats["elapsed_s"] - last_report[0] >= 10:
+            last_report[0] = stats["elapsed_s"]
+            err.print(f"simulate: {stats['readings']:,} readings sent, {stats['rate']:,.1f}/s")
+
+    stats = run(pub.send, sim, speed=speed, duration=duration, stop_event=stop, progress=progress)
+    _broker(lambda: pub.close(30))
+    out.print(f"simulate: {stats['readings']:,} readings sent in {stats['elapsed_s']:.0f} s")

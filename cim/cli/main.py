@@ -366,7 +366,8 @@ def sample_generate(
     out_dir: Path = typer.Option(Path("sample_data/build"), "--out", help="Where to write the files."),
     seed: int | None = typer.Option(None, help="Random seed (default: the documented one)."),
 ) -> None:
-    """Write the synthetic Zhuhai district: DEM, GIS layers, CityJSON landmarks, a BIM building (IFC4)."""
+    """Write the synthetic Zhuhai district: DEM, GIS layers, CityJSON landmarks, a BIM building (IFC4), pipe
+    networks (GeoPackage, EPANET), a utility tunnel (CityJSON) and 300 sensors (GeoJSON)."""
     from cim.sample.district import DEFAULT_SEED, generate
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import typer
 
@@ -15,6 +18,8 @@ def serve_cmd(
     host: str = typer.Option(None, help="Address to listen on (default CIM_API_HOST, 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (default CIM_API_PORT, 8000)."),
     workers: int = typer.Option(1, help="Worker processes."),
+    live: bool = typer.Option(False, "--live", help="Also run the MQTT broker, the ingester and the simulator "
+                                                    "(what the demo does); their logs go to the data dir."),
     model: str | None = ModelOpt,
 ) -> None:
     """Serve the model over HTTP: OGC API - Features, 3D queries, pipe analyses and the 3D Tiles."""
@@ -31,11 +36,33 @@ def serve_cmd(
     keys = f"{len(cfg.api_keys)} API key(s) for writes" if cfg.api_keys else "no API key: writes are disabled"
     out.print(f"serving model {m.info.name!r} at http://{host}:{port}/ (tiles from {cfg.tiles_dir}; reads "
               f"{'public' if cfg.api_public_read else 'need a key'}; {keys})")
+    children = _live_children(m.info.name, cfg.data_dir / "logs") if live else []
     try:
         uvicorn.run("cim.api.app:create_app", factory=True, host=host, port=port, workers=workers,
                     log_level="warning", access_log=False, proxy_headers=True)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc}")
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(30)
+
+
+def _live_children(model: str, logs: Path) -> list[subprocess.Popen]:
+    """The broker (started when it is the project's own), `cim iot ingest` and `cim iot simulate` beside the API."""
+    from cim.cli.iot import _broker
+    from cim.iot.broker import ensure_broker
+
+    _broker(ensure_broker)
+    logs.mkdir(parents=True, exist_ok=True)
+    children = []
+    for name, args in (("ingest", ["iot", "ingest"]), ("simulate", ["iot", "simulate", "--backfill-hours", "6"])):
+        log = logs / f"{name}.log"
+        children.append(subprocess.Popen([sys.executable, "-m", "cim", *args, "--model", model],
+                                         stdout=log.open("a"), stderr=subprocess.STDOUT))
+        out.print(f"live: `cim {' '.join(args)}` runs beside the API (log {log})")
+    return children
 
 
 @app.command("api-key")

@@ -390,16 +390,22 @@ def write_cityjson(path: Path, seed: int = DEFAULT_SEED) -> Path:
 
 
 def generate(out_dir: Path, seed: int = DEFAULT_SEED) -> dict[str, Path]:
-    """Write dem.tif, district.gpkg, landmarks.city.json, bim.ifc, pipes.gpkg and water.inp into out_dir."""
-    from cim.sample.bim import write_bim  # bim and pipes import this module
-    from cim.sample.pipes import write_pipes, write_water_inp
+    """Write dem.tif, district.gpkg, landmarks.city.json, bim.ifc, pipes.gpkg, water.inp, utility_tunnel.city.json
+    and sensors.geojson into out_dir."""
+    from cim.sample.bim import write_bim  # bim, pipes, tunnel and sensors import this module
+    from cim.sample.pipes import pipe_layers, write_water_inp
+    from cim.sample.sensors import write_sensors
+    from cim.sample.tunnel import write_tunnel
 
     out_dir = Path(out_dir)
-    return {"dem": write_dem(out_dir / "dem.tif", seed), "gis": write_gis(out_dir / "district.gpkg", seed),
+    layers, pipes = district_layers(seed), pipe_layers(seed)  # built once for the files that use them
+    return {"dem": write_dem(out_dir / "dem.tif", seed), "gis": write_layers(out_dir / "district.gpkg", layers),
             "cityjson": write_cityjson(out_dir / "landmarks.city.json", seed),
             "bim": write_bim(out_dir / "bim.ifc", seed),
-            "pipes": write_pipes(out_dir / "pipes.gpkg", seed),
-            "water_inp": write_water_inp(out_dir / "water.inp", seed)}
+            "pipes": write_layers(out_dir / "pipes.gpkg", pipes),
+            "water_inp": write_water_inp(out_dir / "water.inp", seed),
+            "tunnel": write_tunnel(out_dir / "utility_tunnel.city.json", seed, layers, pipes),
+            "sensors": write_sensors(out_dir / "sensors.geojson", seed, layers, pipes)}
 
 
 def synthetic_footprints(n: int, seed: int = 1) -> gpd.GeoDataFrame:

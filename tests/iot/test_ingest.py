@@ -26,7 +26,8 @@ def ingest(iot_model):
 def expected_events(rules, series):
     open_rules, prev_t, prev_v, seen = set(), None, None, []
     for t, v in series:
-        seen += [(c.rule, "raised" if c.raised else "cleared", v) for c in evaluate(rules, open_rules, prev_t, prev_v, t, v)]
+        seen += [(c.rule, "raised" if c.raised else "cleared", v)
+                 for c in evaluate(rules, open_rules, prev_t, prev_v, t, v)]
         prev_t, prev_v = t, v
     return seen
 
