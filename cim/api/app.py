@@ -1,5 +1,5 @@
-"""The FastAPI application: OGC API - Features over the city model, 3D queries, object detail, pipe analyses
-and the tilesets (see docs/api.md)."""
+"""The FastAPI application: OGC API - Features over the city model, 3D queries, object detail, pipe analyses,
+the tilesets and live IoT (see docs/api.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import gc
 import mimetypes
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -17,10 +18,14 @@ from cim import __version__
 from cim.api import openapi, problems
 from cim.api.catalog import Catalog
 from cim.api.db import ModelDb, open_db
+from cim.api.live import STREAM_PATHS, LiveHub, check_access
 from cim.api.problems import problem
 from cim.api.security import check_read
 from cim.config import Settings, settings
 from cim.model.store import Model, ModelError
+
+if TYPE_CHECKING:
+    from cim.api.routes.iot import HttpIngest
 
 mimetypes.add_type("model/gltf-binary", ".glb")
 mimetypes.add_type("application/json", ".json")
@@ -33,6 +38,8 @@ class ApiState:
     cfg: Settings
     db: ModelDb
     catalog: Catalog
+    live: LiveHub
+    ingest: HttpIngest
 
 
 async def state(request: Request) -> ApiState:
@@ -41,33 +48,37 @@ async def state(request: Request) -> ApiState:
 
 
 class BodyLimit:
-    """Refuses request bodies over CIM_API_MAX_BODY_BYTES (413), declared or streamed."""
+    """Refuses request bodies over CIM_API_MAX_BODY_BYTES (413), declared or streamed; `paths` have limits of
+    their own (the IoT batch ingest: CIM_IOT_MAX_BODY_BYTES)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, paths: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.paths = paths or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.paths.get(scope["path"], self.limit)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            return await problem(413, f"the request body is over {self.limit} bytes")(scope, receive, send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return await problem(413, f"the request body is over {limit} bytes")(scope, receive, send)
         seen = 0
 
         async def limited() -> dict:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise problems.ApiError(413, f"the request body is over {self.limit} bytes")
+            if seen > limit:
+                raise problems.ApiError(413, f"the request body is over {limit} bytes")
             return message
 
         return await self.app(scope, limited, send)
 
 
 class ReadAccess:
-    """Reads need a key when CIM_API_PUBLIC_READ is false (writes check theirs in their route)."""
+    """Reads need a key when CIM_API_PUBLIC_READ is false (writes check theirs in their route, the WebSocket in
+    its endpoint); the live streams also take it as ?api_key=."""
 
     def __init__(self, app: ASGIApp, cfg: Settings) -> None:
         self.app = app
@@ -76,7 +87,10 @@ class ReadAccess:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not self.cfg.api_public_read and scope["method"] in ("GET", "HEAD"):
             try:
-                check_read(Request(scope), self.cfg)
+                if scope["path"] in STREAM_PATHS:
+                    check_access(Request(scope), self.cfg)
+                else:
+                    check_read(Request(scope), self.cfg)
             except problems.ApiError as exc:
                 return await problem(exc.status, exc.detail, exc.headers)(scope, receive, send)
         return await self.app(scope, receive, send)
@@ -96,11 +110,17 @@ def create_app(model: Model | None = None, cfg: Settings | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        from cim.api.routes.iot import HttpIngest
+
         m = model or Model.open()
         _check_schema(m)
         db = await open_db(m, cfg)
-        app.state.cim = ApiState(cfg, db, Catalog(db, cfg.api_catalog_ttl_s))
+        live = LiveHub(m, cfg)
+        ingest = HttpIngest(m, cfg)
+        live.on_reload = ingest.mark_stale
+        app.state.cim = ApiState(cfg, db, Catalog(db, cfg.api_catalog_ttl_s), live, ingest)
         await app.state.cim.catalog.current()
+        await live.start()
         # what start-up loaded lives as long as the server: out of the collector's way, and fewer full
         # collections (each pauses every request in flight)
         gc.freeze()
@@ -108,6 +128,8 @@ def create_app(model: Model | None = None, cfg: Settings | None = None) -> FastA
         try:
             yield
         finally:
+            await live.stop()
+            ingest.close()
             await db.engine.dispose()
 
     app = FastAPI(
@@ -123,14 +145,14 @@ def create_app(model: Model | None = None, cfg: Settings | None = None) -> FastA
     problems.install(app)
     openapi.install(app)
 
-    from cim.api.routes import analysis, core, features, objects, search, tiles
+    from cim.api.routes import analysis, core, features, iot, objects, search, tiles
 
-    for module in (core, features, objects, search, analysis):
+    for module in (core, features, objects, search, analysis, iot):
         app.include_router(module.router)
     tiles.mount(app, cfg.tiles_dir)
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=4)  # level 9 costs 5x the CPU
     app.add_middleware(CORSMiddleware, allow_origins=cfg.api_cors_origins, allow_methods=["*"],
                        allow_headers=["*"], expose_headers=["ETag", "Content-Crs", "Link"])
-    app.add_middleware(BodyLimit, limit=cfg.api_max_body_bytes)
+    app.add_middleware(BodyLimit, limit=cfg.api_max_body_bytes, paths={"/iot/observations": cfg.iot_max_body_bytes})
     app.add_middleware(ReadAccess, cfg=cfg)
     return app

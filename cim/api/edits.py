@@ -2,7 +2,9 @@
 may change, written in one transaction with its before/after in object_edit (the lineage after import).
 
 Geometry, codes, kinds, heights and network topology come from imports only; the lifecycle, names, valve
-states and attributes may be edited (a valve closed in the field changes the next isolation analysis)."""
+states and attributes may be edited (a valve closed in the field changes the next isolation analysis). A sensor's
+name, alarm rules, bound objects, unit, property and reporting interval are edited through the IoT API
+(`edit_sensor`), which also tells the live registry (NOTIFY cim_registry)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,13 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
+from pydantic import ValidationError
 
 from cim.api.catalog import Collection
 from cim.api.problems import ApiError
+from cim.iot.ingest import iso, notify
+from cim.iot.registry import REGISTRY_CHANNEL, resolve_objects
+from cim.iot.rules import Rules, finite, status_of
 from cim.model.store import Model
 
 STATUSES = ("planned", "under_construction", "existing", "demolished")
@@ -102,6 +108,9 @@ def _write(conn: psycopg.Connection, code: str, table: str, columns: dict, famil
     after = _snapshot(conn, code, table, [*columns, *family], list(attributes))
     conn.execute("INSERT INTO object_edit (code, editor, before, after) VALUES (%s, %s, %s, %s)",
                  (code, editor, Jsonb(before), Jsonb(after)))
+    # a sensor's attributes (its rules, unit, …) are the live registry's too
+    conn.execute("SELECT pg_notify(%s, 'edit') FROM city_object WHERE code = %s AND kind = 'sensor'",
+                 (REGISTRY_CHANNEL, code))
 
 
 def _snapshot(conn: psycopg.Connection, code: str, table: str, fields: list[str], attributes: list[str]) -> dict:
@@ -117,3 +126,147 @@ def _snapshot(conn: psycopg.Connection, code: str, table: str, fields: list[str]
         row = conn.execute("SELECT attributes FROM city_object WHERE code = %s", (code,)).fetchone()
         out.update({k: row[0].get(k) for k in attributes})
     return out
+
+
+# -- sensors (PATCH /iot/sensors/{code}) ----------------------------------------------------------
+SENSOR_FIELDS = ("name", "rules", "objects", "unit", "property", "interval_s")
+SENSOR_SQL = """SELECT code, name, attributes FROM city_object
+                WHERE kind = 'sensor' AND (code = %(ref)s OR source_id = %(ref)s)
+                ORDER BY code = %(ref)s DESC, code LIMIT 1 FOR UPDATE"""
+
+
+def _text_field(name: str, value: object, nullable: bool) -> str | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise ApiError(400, f"{name}: expected a string of 1 to 200 characters")
+    return value.strip()
+
+
+def _interval(value: object) -> float | None:
+    if value is None:
+        return None
+    if not finite(value) or value <= 0:
+        raise ApiError(400, "interval_s: expected a positive number of seconds (or null)")
+    return float(value)
+
+
+def merged_rules(current: dict, patch: object) -> dict:
+    """The sensor's rules after a JSON merge patch (null removes a rule, or all of them), checked."""
+    if patch is None:
+        return {}
+    if not isinstance(patch, dict):
+        raise ApiError(400, 'rules: expected an object such as {"h": 5, "deadband": 0.5} (null removes a rule)')
+    merged = {k: v for k, v in {**current, **patch}.items() if v is not None}
+    try:
+        rules = Rules(**merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ApiError(400, f"rules{'.' + where if where else ''}: {first['msg']}") from None
+    return rules.model_dump(exclude_none=True, exclude_defaults=True)
+
+
+def _bound(conn: psycopg.Connection, code: str, refs: object) -> list[str]:
+    if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r.strip() for r in refs):
+        raise ApiError(400, "objects: expected a non-empty list of unified codes or layer:source_key references")
+    refs = [r.strip() for r in refs]
+    found = resolve_objects(conn, refs)
+    missing = [r for r in refs if r not in found]
+    if missing:
+        raise ApiError(400, f"objects: {missing[0]!r} is not in the model")
+    codes = list(dict.fromkeys(found[r] for r in refs))
+    if code in codes:
+        raise ApiError(400, "objects: a sensor cannot observe itself")
+    return codes
+
+
+def _sensor_snapshot(conn: psycopg.Connection, code: str, fields: list[str]) -> dict:
+    name, attrs = conn.execute("SELECT name, attributes FROM city_object WHERE code = %s", (code,)).fetchone()
+    out = {}
+    for f in fields:
+        if f == "name":
+            out[f] = name
+        elif f == "objects":
+            out[f] = [c for (c,) in conn.execute(
+                "SELECT object_code FROM sensor_binding WHERE sensor_code = %s ORDER BY position", (code,))]
+        else:
+            out[f] = attrs.get(f)
+    return out
+
+
+def edit_sensor(model: Model, ref: str, patch: object, editor: str) -> str:
+    """Change a sensor's name, rules, bound objects, unit, property or reporting interval in one transaction,
+    logged in object_edit; alarms of rules that no longer exist are cleared. Returns the sensor's code."""
+    if not isinstance(patch, dict) or not patch:
+        raise ApiError(400, f"the body is a JSON object with any of {', '.join(SENSOR_FIELDS)}")
+    unknown = sorted(set(patch) - set(SENSOR_FIELDS))
+    if unknown:
+        raise ApiError(400, f"{unknown[0]}: cannot be edited here (editable: {', '.join(SENSOR_FIELDS)})")
+    with model.transaction() as conn:
+        row = conn.execute(SENSOR_SQL, {"ref": ref}).fetchone()
+        if row is None:
+            raise ApiError(404, f"no sensor {ref!r} (a sensor's code or device id)")
+        code, name, attrs = row
+        attrs = dict(attrs)
+        if "name" in patch:
+            name = _text_field("name", patch["name"], nullable=True)
+        for field in ("unit", "property"):
+            if field in patch:
+                attrs[field] = _text_field(field, patch[field], nullable=False)
+        if "interval_s" in patch:
+            attrs["interval_s"] = _interval(patch["interval_s"])
+            if attrs["interval_s"] is None:
+                del attrs["interval_s"]
+        if "rules" in patch:
+            attrs["rules"] = merged_rules(attrs.get("rules") or {}, patch["rules"])
+        objects = _bound(conn, code, patch["objects"]) if "objects" in patch else None
+        _write_sensor(conn, code, name, attrs, objects, list(patch), editor)
+    return code
+
+
+def _write_sensor(conn: psycopg.Connection, code: str, name: str | None, attrs: dict, objects: list[str] | None,
+                  fields: list[str], editor: str) -> None:
+    # the state row first, as ingest locks it before the alarms: no deadlock with a batch in flight
+    conn.execute("SELECT 1 FROM sensor_state WHERE code = %s FOR UPDATE", (code,))
+    before = _sensor_snapshot(conn, code, fields)
+    conn.execute("UPDATE city_object SET name = %s, attributes = %s WHERE code = %s", (name, Jsonb(attrs), code))
+    if objects is not None:
+        conn.execute("DELETE FROM sensor_binding WHERE sensor_code = %s", (code,))
+        with conn.cursor().copy("COPY sensor_binding (sensor_code, object_code, position) FROM STDIN") as cp:
+            for pos, obj in enumerate(objects):
+                cp.write_row((code, obj, pos))
+    after = _sensor_snapshot(conn, code, fields)
+    conn.execute("INSERT INTO object_edit (code, editor, before, after) VALUES (%s, %s, %s, %s)",
+                 (code, editor, Jsonb(before), Jsonb(after)))
+    conn.execute("SELECT pg_notify(%s, 'edit')", (REGISTRY_CHANNEL,))
+    if "rules" in fields:
+        _clear_orphans(conn, code, Rules(**attrs.get("rules", {})), editor)
+
+
+def _clear_orphans(conn: psycopg.Connection, code: str, rules: Rules, editor: str) -> None:
+    """Clear the open alarms of rules the sensor no longer has (ingest evaluates only the rules it has, so
+    they would stay open for ever), and set its status from what stays open."""
+    kept = [r for r, _ in rules.limits()] + (["ROC"] if rules.roc is not None else []) + ["STALE"]
+    now = datetime.now(UTC)
+    cleared = conn.execute(
+        "UPDATE alarm SET state = 'cleared', cleared_at = %s WHERE sensor_code = %s AND state <> 'cleared' "
+        "AND rule <> ALL(%s) RETURNING id, rule, severity", (now, code, kept)).fetchall()
+    if not cleared:
+        return
+    note = "the rule was removed from the sensor"
+    with conn.cursor().copy("COPY alarm_event (alarm_id, at, event, actor, note) FROM STDIN") as cp:
+        for alarm_id, _, _ in cleared:
+            cp.write_row((alarm_id, now, "cleared", editor, note))
+    still = {r for (r,) in conn.execute("SELECT rule FROM alarm WHERE sensor_code = %s AND state <> 'cleared'",
+                                        (code,))}
+    status, severity = status_of(still)
+    row = conn.execute(
+        "UPDATE sensor_state SET status = CASE WHEN time IS NULL AND %s::text = 'ok' THEN 'unknown' ELSE %s::text END, "
+        "severity = %s WHERE code = %s RETURNING extract(epoch FROM time)::float8, value, status, severity",
+        (status, status, severity, code)).fetchone()
+    states = [[code, iso(row[0]), row[1], row[2], row[3]]] if row and row[0] is not None else []
+    events = [{"id": alarm_id, "event": "cleared", "sensor": code, "rule": rule, "severity": sev,
+               "time": iso(now.timestamp()), "value": None, "limit": None, "by": editor, "note": note}
+              for alarm_id, rule, sev in cleared]
+    notify(conn.cursor(), states, events)

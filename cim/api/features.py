@@ -3,7 +3,8 @@
 One statement per page returns the features as GeoJSON text (PostGIS writes the geometry, PostgreSQL the
 properties), how many were returned, and numberMatched. Pages that differ only in values (bbox, datetime,
 equality tests, limit, offset) share one compiled SQL text with named parameters (`compiled`), so the common
-request costs no SQL building and the server prepares its plan once per connection.
+request costs no SQL building and the server prepares its plan once per connection. Objects that sensors observe
+carry a `live` property, looked up for the page's rows only (`live_states`).
 """
 
 from __future__ import annotations
@@ -13,19 +14,35 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import shapely
-from sqlalchemy import LargeBinary, Text, and_, bindparam, case, cast, false, func, literal, literal_column, select
-from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
+from sqlalchemy import (
+    LargeBinary,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    literal_column,
+    select,
+    true,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import CTE
 
 from cim.api import spatial3d
 from cim.api.catalog import Collection, Queryable
 from cim.api.crs import Crs, bbox_to_storage
 from cim.api.problems import ApiError
-from cim.model.schema import city_object
+from cim.model.schema import alarm, city_object, sensor_binding, sensor_state
 
 obj = city_object.c
+LIVE = "live"  # the property of objects observed by sensors (and of the sensors themselves)
 
 
 @dataclass
@@ -137,8 +154,57 @@ def _key(name: str) -> ColumnElement:
     return cast(literal(name), Text)
 
 
-def properties_json(page: Page) -> ColumnElement:
-    """The feature's properties: the attributes, then the typed columns (which win on a name clash)."""
+def _worst_alarm() -> ColumnElement:
+    """The worst of the open alarms joined to a group (most severe, unacknowledged first, then the oldest) as
+    JSON, else null."""
+    a = alarm.c
+    one = func.jsonb_build_object(
+        _key("id"), a.id, _key("rule"), a.rule, _key("sensor"), a.sensor_code, _key("severity"), a.severity,
+        _key("state"), a.state, _key("since"), a.raised_at, _key("message"), a.message)
+    worst_first = aggregate_order_by(one, a.severity.desc(), (a.state == literal_column("'active'")).desc(),
+                                     a.raised_at)
+    return type_coerce(func.array_agg(worst_first).filter(a.id.isnot(None)), ARRAY(JSONB))[1]
+
+
+def _open_alarms(sensor_code: ColumnElement) -> ColumnElement:
+    """The join condition of a sensor's open alarms (the partial index alarm_open_uq holds just those)."""
+    return and_(alarm.c.sensor_code == sensor_code, alarm.c.state != literal_column("'cleared'"))
+
+
+def live_states(page: Page, ordered) -> CTE:
+    """{code: `{"live": {...}}`} of the page's features that have sensors: a sensor's own state, or what the
+    sensors bound to an object say together (the worst status and severity, the worst open alarm). One join of
+    the page's codes with the bindings, states and open alarms, not a probe per feature."""
+    b, s = sensor_binding.c, sensor_state.c
+    if tuple(getattr(page.collection, "kinds", ())) == ("sensor",):
+        live = func.jsonb_build_object(
+            _key("status"), s.status, _key("severity"), s.severity, _key("sensors"), literal_column("1"),
+            _key("value"), s.value, _key("time"), s.time, _key("alarm"), _worst_alarm())
+        joined = ordered.join(sensor_state, s.code == ordered.c.code).outerjoin(alarm, _open_alarms(s.code))
+        query = select(s.code.label("code"), func.jsonb_build_object(_key(LIVE), live).label("props")) \
+            .select_from(joined).group_by(s.id)
+    else:
+        status = case((func.bool_or(s.status == literal_column("'alarm'")), literal_column("'alarm'")),
+                      (func.bool_or(s.status == literal_column("'offline'")), literal_column("'offline'")),
+                      (func.bool_or(s.status == literal_column("'ok'")), literal_column("'ok'")),
+                      else_=literal_column("'unknown'"))
+        live = func.jsonb_build_object(
+            _key("status"), status, _key("severity"), func.max(s.severity),
+            _key("sensors"), func.count(b.sensor_code.distinct()), _key("alarm"), _worst_alarm())
+        joined = ordered.join(sensor_binding, b.object_code == ordered.c.code) \
+            .join(sensor_state, s.code == b.sensor_code).outerjoin(alarm, _open_alarms(b.sensor_code))
+        query = select(b.object_code.label("code"), func.jsonb_build_object(_key(LIVE), live).label("props")) \
+            .select_from(joined).group_by(b.object_code)
+    # one row, code → props, that each feature looks up (a join would compare every pair: the planner cannot
+    # guess the page's size), computed once
+    per_object = query.subquery("per_object")
+    return select(func.jsonb_object_agg(per_object.c.code, per_object.c.props).label("by_code")) \
+        .cte("live").prefix_with("MATERIALIZED")
+
+
+def properties_json(page: Page, live: ColumnElement | None = None) -> ColumnElement:
+    """The feature's properties: the attributes, then the typed columns (which win on a name clash), then the
+    `live` state where the object has sensors."""
     coll = page.collection
     typed = [q for q in coll.queryables.values() if not q.attribute and q.type != "geometry"]
     if page.properties is None:
@@ -148,11 +214,16 @@ def properties_json(page: Page) -> ColumnElement:
             pairs += [_key(name), expr]
         out = obj.attributes.op("||")(func.jsonb_build_object(*pairs))
         sparse = [x for q in typed if q.sparse for x in (_key(q.name), q.expr)]
-        return out.op("||")(func.jsonb_strip_nulls(func.jsonb_build_object(*sparse))) if sparse else out
+        if sparse:
+            out = out.op("||")(func.jsonb_strip_nulls(func.jsonb_build_object(*sparse)))
+        return out.op("||")(func.coalesce(live, literal_column("'{}'::jsonb"))) if live is not None else out
     pairs = []
     for name in page.properties:
         if name in page.extra:
             pairs += [_key(name), page.extra[name]]
+            continue
+        if name == LIVE and live is not None:
+            pairs += [_key(name), live.op("->")(_key(LIVE))]
             continue
         q = coll.queryables.get(name)
         if q is not None and q.type == "geometry":
@@ -162,19 +233,19 @@ def properties_json(page: Page) -> ColumnElement:
     return func.jsonb_build_object(*pairs) if pairs else cast(literal("{}"), JSONB)
 
 
-def feature_text(page: Page, srid: int) -> ColumnElement:
+def feature_text(page: Page, srid: int, live: ColumnElement | None = None) -> ColumnElement:
     """One GeoJSON Feature as text, assembled by PostgreSQL without re-parsing the geometry's JSON."""
     return func.concat(
         literal_column("""'{"type":"Feature","id":'"""), cast(func.to_json(obj.code), Text),
         literal_column("""',"geometry":'"""),
         func.coalesce(geometry_json(page.out_crs, srid), literal_column("'null'")),
-        literal_column("""',"properties":'"""), cast(properties_json(page), Text), literal_column("'}'"),
+        literal_column("""',"properties":'"""), cast(properties_json(page, live), Text), literal_column("'}'"),
     )
 
 
 def check_properties(page: Page) -> None:
     """`properties` may name queryables, attributes seen in the collection, or computed properties."""
-    known = page.collection.attribute_keys
+    known = page.collection.attribute_keys | {LIVE}
     for name in page.properties or []:
         if name not in page.collection.queryables and name not in page.extra and name not in known:
             raise ApiError(400, f"properties: {name!r} is not a property of {page.collection.id!r}")
@@ -205,9 +276,13 @@ def items_statement(page: Page, srid: int) -> Select:
         # PostgreSQL evaluates the subquery only when the CASE needs it
         number_matched = case((and_(offset == 0, returned < limit), returned), else_=total)
     page_cols = [*(ordered.c[f"k{i}"] for i in range(len(keys) - 1)), ordered.c.code]
-    features = func.string_agg(feature_text(page, srid),
+    live = live_states(page, ordered) if page.properties is None or LIVE in page.properties else None
+    props = live.c.by_code.op("->")(obj.code) if live is not None else None
+    features = func.string_agg(feature_text(page, srid, props),
                                aggregate_order_by(literal_column("','"), *_ordered(page_cols, keys)))
     from_ = coll.join().join(ordered, obj.code == ordered.c.code)
+    if live is not None:  # of the page's rows only, after the matches are counted and the page cut
+        from_ = from_.join(live, true())
     return select(returned, number_matched, func.coalesce(features, literal(""))).select_from(from_)
 
 

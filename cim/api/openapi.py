@@ -15,12 +15,14 @@ PROBLEM_SCHEMA = {
                    "detail": {"type": "string"}},
     "required": ["title", "status", "detail"],
 }
+KEYED = [{"apiKey": []}, {"bearer": []}]  # the security of operations that need a key
 ERRORS = {
     "400": "Invalid parameters or body: the detail names the parameter and the reason.",
     "401": "An API key is needed (writes; reads when CIM_API_PUBLIC_READ is false).",
     "403": "The API key is not valid, or writes are disabled.",
     "404": "No such collection, feature, object or file.",
-    "413": "The request body is too large (CIM_API_MAX_BODY_BYTES).",
+    "413": "The request body is too large (CIM_API_MAX_BODY_BYTES; CIM_IOT_MAX_BODY_BYTES and CIM_IOT_MAX_BATCH "
+           "for /iot/observations).",
     "503": "The database is not available or the query took too long.",
 }
 
@@ -81,8 +83,8 @@ def openapi_30(app: FastAPI) -> dict:
             responses.pop("422", None)
             for status, text in ERRORS.items():
                 responses.setdefault(status, {"description": text, "content": problem})
-            if method not in ("get", "head"):
-                op["security"] = [{"apiKey": []}, {"bearer": []}] if method == "patch" else []
+            if method not in ("get", "head") and "security" not in op:  # a route may declare its own
+                op["security"] = KEYED if method == "patch" else []
     return doc
 
 

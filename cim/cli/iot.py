@@ -122,6 +122,20 @@ def send_cmd(
     out.print(f"sent {sensor} = {value:g} at {when:.3f}")
 
 
+@iot_app.command("prune")
+def prune_cmd(
+    keep_days: float = typer.Option(..., "--keep-days", min=0, help="Keep this many days of history."),
+    model: str | None = ModelOpt,
+) -> None:
+    """Drop the history older than --keep-days, a whole day's partition at a time (states and alarms stay)."""
+    from cim.iot.history import prune
+
+    m = _open(model)
+    with m.connect() as conn:
+        dropped = guarded(lambda: prune(conn, keep_days))
+    out.print(f"dropped {len(dropped)} day(s) of history" + (f": {', '.join(dropped)}" if dropped else ""))
+
+
 @iot_app.command("status")
 def status_cmd(model: str | None = ModelOpt) -> None:
     """Sensors by status, open alarms and history of a model."""

@@ -32,6 +32,7 @@ class Outcome:
     states: int = 0
     alarms: list[dict] = field(default_factory=list)
     rejected: Counter = field(default_factory=Counter)
+    unknown: set[str] = field(default_factory=set)  # unknown sensor references (a few, for the log)
 
     def add(self, other: Outcome) -> None:
         self.stored += other.stored
@@ -39,6 +40,7 @@ class Outcome:
         self.states += other.states
         self.alarms += other.alarms
         self.rejected.update(other.rejected)
+        self.unknown |= other.unknown
 
 
 def parse_time(value: object) -> float | None:
@@ -112,6 +114,8 @@ class Ingest:
                   ("time out of range", (t < now - self.cfg.iot_max_age_days * 86400)
                    | (t > now + self.cfg.iot_max_future_s)),
                   ("bad value", ~np.isfinite(v)))
+        if checks[0][1].any():
+            out.unknown = {refs[i] for i in np.flatnonzero(checks[0][1])[:20].tolist()}
         bad = np.zeros(n, dtype=bool)
         for reason, mask in checks:
             mask = mask & ~bad  # each reading counts once, for its first reason
@@ -124,8 +128,14 @@ class Ingest:
         order = order[~bad[order]]
         sid, t, v = sid[order], t[order], v[order]
         self._partitions(t)
-        with self.conn.transaction():
-            out.add(self._store(sid, t, v, actor))
+        try:
+            with self.conn.transaction():
+                out.add(self._store(sid, t, v, actor))
+        except psycopg.errors.CheckViolation:  # a day's partition was dropped (cim iot prune) since we saw it
+            self._days.clear()
+            self._partitions(t)
+            with self.conn.transaction():
+                out.add(self._store(sid, t, v, actor))
         return out
 
     def _store(self, sid: np.ndarray, t: np.ndarray, v: np.ndarray, actor: str) -> Outcome:

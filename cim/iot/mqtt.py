@@ -105,6 +105,12 @@ class Publisher:
             self.client.loop_stop()
 
 
+def _close(ingest: Ingest | None) -> None:
+    """Close an ingest's connection, whatever state it is in; returns None to forget it."""
+    if ingest is not None:
+        ingest.conn.close()
+
+
 class Ingester:
     """Subscribes with a persistent QoS 1 session, writes batches through Ingest, acknowledges after commit."""
 
@@ -122,6 +128,7 @@ class Ingester:
         self.total = Outcome()
         self.received = 0
         self.malformed: Counter = Counter()
+        self.logged: set[str] = set()  # what was reported once (unknown sensors, malformed topics)
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
         if reason.is_failure:
@@ -153,6 +160,7 @@ class Ingester:
             parsed = parse_message(topic_name, data)
             if isinstance(parsed, str):
                 self.malformed[parsed] += 1
+                self._once(f"{parsed}: {topic_name} {data[:80]!r}")
                 continue
             ref, readings = parsed
             for t, v in readings:
@@ -172,7 +180,7 @@ class Ingester:
         ingest = None
         pending: list = []
         last_report = last_sweep = clock.monotonic()
-        reported = 0
+        reported = failures = 0
         try:
             while not stop.is_set() or (pending and ingest is not None):
                 if not pending:
@@ -183,16 +191,30 @@ class Ingester:
                     if ingest is None:
                         ingest = Ingest(self.model.connect(autocommit=True), self.cfg)
                     if pending:
-                        self.total.add(ingest.write(*self._parse(pending), actor="mqtt"))
+                        outcome = ingest.write(*self._parse(pending), actor="mqtt")
+                        for ref in outcome.unknown:
+                            self._once(f"unknown sensor {ref!r} (import it with `cim import sensors`)")
+                        self.total.add(outcome)
                         self.received += len(pending)
                     if clock.monotonic() - last_sweep >= self.cfg.iot_stale_check_s:
                         last_sweep = clock.monotonic()
                         self.total.alarms += ingest.sweep_stale()
                 except psycopg.OperationalError as exc:
                     self.report(f"database unavailable ({' '.join(str(exc).split())[:200]}); retrying in 1 s")
-                    ingest = None
+                    ingest = _close(ingest)
                     stop.wait(1.0)
                     continue
+                except psycopg.Error as exc:
+                    # not an outage: a batch the database refuses; it is retried a few times, then given up
+                    failures += 1
+                    self.report(f"batch of {len(pending)} messages refused ({' '.join(str(exc).split())[:200]}), "
+                                f"attempt {failures}")
+                    ingest = _close(ingest)
+                    if failures < 3:
+                        stop.wait(1.0)
+                        continue
+                    self.malformed["refused by the database"] += len(pending)
+                failures = 0
                 for gen, mid, qos, _, _ in pending:
                     if qos and gen == self.generation:
                         client.ack(mid, qos)
@@ -205,9 +227,14 @@ class Ingester:
         finally:
             client.disconnect()
             client.loop_stop()
-            if ingest is not None:
-                ingest.conn.close()
+            _close(ingest)
         return self.total
+
+    def _once(self, text: str) -> None:
+        """Report a problem the first time it is seen (up to 100 distinct ones; the counts go on)."""
+        if text not in self.logged and len(self.logged) < 100:
+            self.logged.add(text)
+            self.report(text)
 
     def summary(self, rate: float | None = None) -> str:
         rejected = self.total.rejected + self.malformed

@@ -10,8 +10,9 @@ import psycopg
 from cim.model.kinds import NETWORKS
 from cim.model.store import ModelError
 
-# BIM spatial structure (extent boxes) and spaces (air) are not drawn; their elements are.
-HIDDEN_KINDS = ("bim_project", "bim_site", "bim_building", "bim_storey", "bim_zone", "space")
+# BIM spatial structure (extent boxes) and spaces (air) are not drawn; their elements are. Sensors are drawn live
+# by the viewer from the API, not baked into tiles.
+HIDDEN_KINDS = ("bim_project", "bim_site", "bim_building", "bim_storey", "bim_zone", "space", "sensor")
 SURFACE_TYPES = ("TIN", "POLYHEDRALSURFACE", "TRIANGLE")
 PIPE_KINDS = tuple(f"{n}_pipe" for n in NETWORKS)
 NODE_KINDS = tuple(f"{n}_node" for n in NETWORKS)

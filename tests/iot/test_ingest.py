@@ -139,3 +139,20 @@ def test_new_sensors_are_known_without_restart(iot_model, ingest, tmp_path):
     assert out.stored == 1 and "MC-9" in ingest.registry.by_ref
     with iot_model.connect() as conn:
         assert len(Registry.load(conn)) == 5
+
+
+def test_prune_drops_whole_old_days_only(iot_model, ingest):
+    from datetime import UTC, datetime
+
+    from cim.iot.history import partitions, prune
+
+    now = time.time()
+    ingest.write(["MC-2", "MC-2"], [now - 10 * 86400, now - 5], [0.1, 0.2])
+    with iot_model.connect() as conn:
+        before = [name for name, _ in partitions(conn)]
+        dropped = prune(conn, 3, datetime.fromtimestamp(now, UTC))
+        after = [name for name, _ in partitions(conn)]
+    assert time.strftime("observation_%Y%m%d", time.gmtime(now - 10 * 86400)) in dropped
+    assert after == [n for n in before if n not in dropped]
+    assert time.strftime("observation_%Y%m%d", time.gmtime(now)) in after
+    assert scalar(iot_model, "SELECT count(*) FROM observation WHERE time < now() - interval '3 days'") == 0

@@ -16,7 +16,7 @@ from tests.tiler.conftest import ARTIFACTS
 from tests.tiler.js_tools import cesium_load, validate_glbs
 
 EXPECTED = {"terrain", "buildings", "landmarks", "roads", "river", "bim", "water", "water-nodes", "drainage",
-            "drainage-nodes", "gas", "gas-nodes"}
+            "drainage-nodes", "gas", "gas-nodes", "tunnels"}
 
 
 def _contents(out: Path, name: str) -> dict[Path, object]:
@@ -38,7 +38,8 @@ def test_every_drawn_object_once_with_its_code(sample_tiles, full_model):
     with full_model.connect() as conn:
         expected = dict(conn.execute(
             "SELECT layer, array_agg(code) FROM city_object WHERE kind NOT IN ('bim_project', 'bim_site', "
-            "'bim_building', 'bim_storey', 'space', 'terrain') AND kind NOT LIKE '%%_node' GROUP BY layer").fetchall())
+            "'bim_building', 'bim_storey', 'space', 'terrain', 'sensor') AND kind NOT LIKE '%%_node' "
+            "GROUP BY layer").fetchall())
         hidden = {c for (c,) in conn.execute(
             "SELECT attributes->>'building_code' FROM city_object WHERE kind = 'bim_building'").fetchall()}
         nodes = dict(conn.execute("SELECT layer || '-nodes', array_agg(code) FROM city_object "

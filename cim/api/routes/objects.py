@@ -1,6 +1,7 @@
 """Object detail by unified code, whatever its collection: attributes and BIM property sets, lineage (import
 batch and later edits), containment (storey, building, site, and the GIS building a BIM model stands for),
-network topology of pipes and nodes, the buildings a network serves, and where it is drawn."""
+network topology of pipes and nodes, the buildings a network serves, where it is drawn, and the live state of
+the sensors observing it (or, for a sensor, its own state and the objects it observes)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from cim.api.app import ApiState, state
 from cim.api.catalog import NODE_KINDS
 from cim.api.problems import ApiError
 from cim.api.render import GEOJSON, JSON, Format, respond, segment, self_links, url
+from cim.iot.registry import KINDS
 
 router = APIRouter(tags=["Objects"])
 CHILDREN_SHOWN = 200
@@ -42,6 +44,20 @@ BIM_OF_SQL = text("""SELECT code, name FROM city_object WHERE kind = 'bim_buildi
                      AND attributes->>'building_code' = :code""")
 SERVED_BY_SQL = text("""SELECT n.code, n.network, n.node_type FROM pipe_node n WHERE n.building_code = :code
                         ORDER BY n.code""")
+SENSORS_OF_SQL = text("""
+    SELECT o.code, o.name, o.source_id, o.attributes, st.time, st.value, st.status, st.severity, st.received_at
+    FROM sensor_binding b JOIN city_object o ON o.code = b.sensor_code JOIN sensor_state st ON st.code = o.code
+    WHERE b.object_code = :code ORDER BY o.code""")
+SENSOR_STATE_SQL = text("""SELECT time, value, status, severity, received_at FROM sensor_state
+                           WHERE code = :code""")
+OBSERVES_SQL = text("""SELECT ob.code, ob.kind, ob.layer, ob.name FROM sensor_binding b
+                       JOIN city_object ob ON ob.code = b.object_code WHERE b.sensor_code = :code
+                       ORDER BY b.position""")
+OPEN_ALARMS_SQL = text("""
+    SELECT id, sensor_code AS sensor, rule, severity, state, raised_at, value, limit_value AS limit, message,
+           acknowledged_at, acknowledged_by
+    FROM alarm WHERE sensor_code = ANY(:codes) AND state <> 'cleared'
+    ORDER BY severity DESC, raised_at""")
 
 
 def collection_of(layer: str, kind: str) -> str:
@@ -50,6 +66,39 @@ def collection_of(layer: str, kind: str) -> str:
 
 def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def sensor_brief(code: str, name: str | None, device: str | None, attrs: dict, state: tuple | None) -> dict:
+    """A sensor's kind, unit and latest state, as object detail shows it."""
+    kind = str(attrs.get("sensor_kind", "generic"))
+    prop, unit = KINDS.get(kind, ("value", ""))
+    time, value, status, severity, received = state or (None, None, "unknown", 0, None)
+    return {"code": code, "name": name, "device": device or code, "kind": kind,
+            "property": attrs.get("property", prop), "unit": attrs.get("unit", unit), "time": _iso(time),
+            "value": value, "status": status, "severity": severity, "received_at": _iso(received)}
+
+
+async def live_part(conn, row) -> dict:
+    """`sensors` and `alarms` (the open ones) of an object; a sensor's own `sensor` state and what it observes."""
+    code = row["code"]
+    if row["kind"] == "sensor":
+        state = (await conn.execute(SENSOR_STATE_SQL, {"code": code})).first()
+        observes = (await conn.execute(OBSERVES_SQL, {"code": code})).all()
+        attrs = row["attributes"] or {}
+        own = sensor_brief(code, row["name"], row["source_id"], attrs, tuple(state) if state else None)
+        own.update(rules=attrs.get("rules") or {}, interval_s=attrs.get("interval_s"),
+                   objects=[{"code": c, "kind": k, "layer": lay, "name": n, "collection": collection_of(lay, k)}
+                            for c, k, lay, n in observes])
+        codes, out = [code], {"sensor": own}
+    else:
+        sensors = (await conn.execute(SENSORS_OF_SQL, {"code": code})).all()
+        out = {"sensors": [sensor_brief(c, n, dev, attrs or {}, (t, v, s, sev, rec))
+                           for c, n, dev, attrs, t, v, s, sev, rec in sensors]}
+        codes = [s["code"] for s in out["sensors"]]
+    alarms = (await conn.execute(OPEN_ALARMS_SQL, {"codes": codes})).mappings().all() if codes else []
+    out["alarms"] = [{k: _iso(v) if k in ("raised_at", "acknowledged_at") else v for k, v in a.items()}
+                     for a in alarms]
+    return out
 
 
 @router.get("/objects/{code}", summary="Everything the model knows about one object")
@@ -67,6 +116,7 @@ async def detail(request: Request, code: str, f: Format | None = None, st: ApiSt
         node_pipes = (await conn.execute(NODE_PIPES_SQL, {"code": code})).all() if node else []
         bim = (await conn.execute(BIM_OF_SQL, {"code": code})).all() if row["kind"] == "building" else []
         served = (await conn.execute(SERVED_BY_SQL, {"code": code})).all() if row["kind"] == "building" else []
+        live = await live_part(conn, row)
     cid = collection_of(row["layer"], row["kind"])
     attributes = dict(row["attributes"])
     psets = attributes.pop("psets", None)
@@ -114,6 +164,7 @@ async def detail(request: Request, code: str, f: Format | None = None, st: ApiSt
     if node is not None:
         data["node"] = node
         data["node"]["pipes"] = [{"code": c, "end": end} for c, end in node_pipes]
+    data.update(live)
     links = [
         *self_links(request),
         {"href": url(request, f"/collections/{segment(cid)}/items/{segment(code)}"), "rel": "item",
@@ -121,6 +172,9 @@ async def detail(request: Request, code: str, f: Format | None = None, st: ApiSt
         {"href": url(request, f"/collections/{segment(cid)}"), "rel": "collection", "type": JSON,
          "title": cid},
     ]
+    if live.get("sensors") or "sensor" in live:
+        links.append({"href": url(request, f"/objects/{segment(code)}/history"), "rel": "related", "type": JSON,
+                      "title": "sensor readings in time buckets"})
     coll = (await st.catalog.current()).get(cid)
     tileset = coll.tileset(st.cfg.tiles_dir) if coll is not None else None
     if tileset is not None:
