@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     """Readings arrive on <prefix>/sensors/<sensor>/observations."""
     iot_batch_ms: int = 50
     """The ingester commits what arrived at most this often (and acknowledges it to the broker after)."""
-    iot_max_batch: int = 20000
+    iot_max_batch: int = 50000
     """Largest batch one ingest transaction takes (MQTT messages, or observations of one HTTP request)."""
     iot_max_body_bytes: int = 32_000_000
     """Largest HTTP observation batch (POST /iot/observations)."""

@@ -255,10 +255,12 @@ class Ingest:
                                "last_reading": iso(last)})
             if events:
                 # a sensor in alarm stays "alarm"; one that was ok goes offline
-                cur.execute("UPDATE sensor_state SET status = CASE WHEN status = 'alarm' THEN 'alarm' ELSE 'offline' "
-                            "END, severity = greatest(severity, %s) WHERE code = ANY(%s)",
-                            (SEVERITY["STALE"], [e["sensor"] for e in events]))
-                notify(cur, [], events)
+                states = cur.execute(
+                    "UPDATE sensor_state SET status = CASE WHEN status = 'alarm' THEN 'alarm' ELSE 'offline' END, "
+                    "severity = greatest(severity, %s) WHERE code = ANY(%s) "
+                    "RETURNING code, extract(epoch FROM time)::float8, value, status, severity",
+                    (SEVERITY["STALE"], [e["sensor"] for e in events])).fetchall()
+                notify(cur, [[code, iso(t), v, status, sev] for code, t, v, status, sev in states], events)
         return events
 
 

@@ -91,6 +91,11 @@ def evaluate(rules: Rules, open_rules: set[str], prev_time: float | None, prev_v
     if "STALE" in open_rules:  # any reading brings the sensor back
         open_rules.discard("STALE")
         changes.append(Change("STALE", False, time, value))
+    # an alarm of a rule the sensor no longer has (edited or re-imported since) ends at the next reading
+    configured = {rule for rule, _ in rules.limits()} | ({"ROC"} if rules.roc is not None else set())
+    for rule in sorted(open_rules - configured):
+        open_rules.discard(rule)
+        changes.append(Change(rule, False, time, value))
     return changes
 
 

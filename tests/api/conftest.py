@@ -39,13 +39,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: Model, tiles: Path, log: Path, **env: str) -> tuple[subprocess.Popen, str]:
-    """`python -m cim serve` on a free port; returns when it answers."""
+def start_server(model: Model, tiles: Path, log: Path, *args: str, **env: str) -> tuple[subprocess.Popen, str]:
+    """`python -m cim serve [args]` on a free port; returns when it answers."""
     port = _free_port()
     environ = {**os.environ, "CIM_MODEL": model.info.name, "CIM_TILES_DIR": str(tiles),
                "CIM_API_KEYS": digest(API_KEY), "CIM_API_CATALOG_TTL_S": "0", **env}
     fh = log.open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "cim", "serve", "--port", str(port)], cwd=ROOT, env=environ,
+    proc = subprocess.Popen([sys.executable, "-m", "cim", "serve", "--port", str(port), *args], cwd=ROOT, env=environ,
                             stdout=fh, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

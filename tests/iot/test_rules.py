@@ -59,3 +59,10 @@ def test_a_reading_clears_staleness_and_status_ranks_alarms():
 def test_bad_rules_are_refused(given, reason):
     with pytest.raises(ValidationError, match=reason):
         Rules(**given)
+
+
+def test_an_alarm_of_a_removed_rule_clears_at_the_next_reading():
+    open_rules = {"HH", "H", "ROC"}
+    changes = evaluate(Rules(h=5), open_rules, 0.0, 30.0, 10.0, 25.0)  # HH and ROC were removed from its rules
+    assert sorted((c.rule, c.raised) for c in changes) == [("HH", False), ("ROC", False)]
+    assert open_rules == {"H"}
