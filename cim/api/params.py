@@ -33,8 +33,9 @@ def bbox(value: str | None, param: str = "bbox") -> tuple[float, ...] | None:
     return box
 
 
-def _instant(text: str, param: str) -> datetime | None:
-    if text in ("..", ""):
+def instant(text: str | None, param: str) -> datetime | None:
+    """An RFC 3339 date-time or date (UTC when it has no offset); None for "", ".." or None."""
+    if text in ("..", "", None):
         return None
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -51,11 +52,11 @@ def interval(value: str | None, param: str = "datetime") -> tuple[datetime | Non
         parts = value.split("/")
         if len(parts) != 2:
             raise ApiError(400, f"{param}: an interval is START/END")
-        start, end = (_instant(p, param) for p in parts)
+        start, end = (instant(p, param) for p in parts)
         if start is not None and end is not None and start > end:
             raise ApiError(400, f"{param}: the interval ends before it starts")
         return start, end
-    at = _instant(value, param)
+    at = instant(value, param)
     if at is None:
         raise ApiError(400, f"{param}: an instant cannot be '..'")
     return at, at

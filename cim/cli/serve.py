@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,9 @@ def serve_cmd(
     out.print(f"serving model {m.info.name!r} at http://{host}:{port}/ (tiles from {cfg.tiles_dir}; reads "
               f"{'public' if cfg.api_public_read else 'need a key'}; {keys})")
     children = _live_children(m.info.name, cfg.data_dir / "logs") if live else []
+    # uvicorn ends by raising the SIGTERM it caught again, with the handler it found: make that an exit that
+    # stops the children below, not a kill that leaves them running
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         uvicorn.run("cim.api.app:create_app", factory=True, host=host, port=port, workers=workers,
                     log_level="warning", access_log=False, proxy_headers=True)

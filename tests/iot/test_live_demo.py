@@ -45,7 +45,11 @@ def live(server, broker, sample_dir, tmp_path_factory):
             proc.wait(45)  # it stops its ingester and simulator first
         except subprocess.TimeoutExpired:
             proc.kill()
+        left = subprocess.run(["pgrep", "-f", f"--model {m.info.name}"], capture_output=True, text=True).stdout
+        if left.strip():
+            subprocess.run(["pkill", "-f", f"--model {m.info.name}"])
         drop_database(m.url)
+        assert not left.strip(), "cim serve --live left its ingester or simulator running"
 
 
 def _epoch(text: str) -> float:

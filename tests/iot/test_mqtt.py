@@ -10,10 +10,12 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
+from cim.config import Settings
 from cim.db.server import drop_database
 from cim.iot.broker import LocalBroker
 from cim.iot.mqtt import Publisher
@@ -26,6 +28,9 @@ SENSORS = ("MC-1", "MC-2", "PP-1")
 RULES = {"MC-1": Rules(h=5, hh=20, deadband=1), "MC-2": Rules(h=5, hh=20, deadband=1),
          "PP-1": Rules(ll=0.15, l=0.2, h=0.6, hh=0.7, deadband=0.02, roc=0.3)}
 PER_SENSOR = 4000
+# a topic prefix of this module's own: other tests' publishers on the suite's broker are not heard here
+PREFIX = f"test{uuid.uuid4().hex[:8]}"
+CFG = Settings(mqtt_topic_prefix=PREFIX)
 
 
 @pytest.fixture
@@ -53,7 +58,7 @@ def expected_events(sensor: str, readings: list[tuple[float, float]]) -> list[tu
 
 
 def start_ingester(model: Model, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "CIM_MODEL": model.info.name, "CIM_IOT_STALE_CHECK_S": "3600"}
+    env = {**os.environ, "CIM_MODEL": model.info.name, "CIM_IOT_STALE_CHECK_S": "3600", "CIM_MQTT_TOPIC_PREFIX": PREFIX}
     fh = log.open("a")
     proc = subprocess.Popen([sys.executable, "-m", "cim", "iot", "ingest"], cwd=ROOT, env=env, stdout=fh,
                             stderr=subprocess.STDOUT)
@@ -78,7 +83,7 @@ def stored(model: Model) -> int:
 def publish_all(model: Model, t0: float) -> tuple[dict, threading.Thread]:
     """Publish every sensor's series, interleaved, from a thread; returns the series and the thread."""
     data = {s: series(s, t0) for s in SENSORS}
-    pub = Publisher(f"test-publisher-{model.info.name}")
+    pub = Publisher(f"test-publisher-{model.info.name}", CFG)
 
     def run() -> None:
         for i in range(PER_SENSOR):
@@ -154,13 +159,13 @@ def test_a_broker_restart_is_survived(fresh_model, tmp_path):
 def test_unknown_sensors_and_malformed_payloads_are_counted(fresh_model, tmp_path):
     log = tmp_path / "ingest.log"
     proc = start_ingester(fresh_model, log)
-    pub = Publisher(f"test-bad-{fresh_model.info.name}", clean=True)
+    pub = Publisher(f"test-bad-{fresh_model.info.name}", CFG, clean=True)
     now = time.time()
-    pub.send_raw("cim/sensors/MC-1/observations", b"{not json")
-    pub.send_raw("cim/sensors/MC-1/observations", b"[1, 2]")
+    pub.send_raw(f"{PREFIX}/sensors/MC-1/observations", b"{not json")
+    pub.send_raw(f"{PREFIX}/sensors/MC-1/observations", b"[1, 2]")
     pub.send("NO-SUCH-SENSOR", now, 1.0)
-    pub.send_raw("cim/sensors/MC-1/observations", b'{"time": "yesterday", "value": 1}')
-    pub.send_raw("cim/sensors/MC-1/observations", b'{"phenomenonTime": %.3f, "result": 2.5}' % now)
+    pub.send_raw(f"{PREFIX}/sensors/MC-1/observations", b'{"time": "yesterday", "value": 1}')
+    pub.send_raw(f"{PREFIX}/sensors/MC-1/observations", b'{"phenomenonTime": %.3f, "result": 2.5}' % now)
     pub.close(10)
     wait_for(lambda: stored(fresh_model) >= 1, 30, "the one good reading")
     proc.send_signal(signal.SIGTERM)

@@ -276,6 +276,18 @@ Objects = Query(None, alias="object", description="Codes of observed objects, co
 Statuses = Query(None, description="unknown, ok, alarm or offline, comma-separated.")
 
 
+async def _page(st: ApiState, columns: str, from_: str, where: Where, order: str, size: int,
+                offset: int) -> tuple[list, int]:
+    """One page of rows and the number matched (counted apart only when the page is empty)."""
+    query = text(f"SELECT {columns}, count(*) OVER () AS matched {from_} WHERE true{where.sql()} "
+                 f"ORDER BY {order} LIMIT :limit OFFSET :offset")
+    async with st.db.engine.connect() as conn:
+        rows = (await conn.execute(query, {**where.values, "limit": size, "offset": offset})).all()
+        matched = rows[0].matched if rows else (await conn.execute(text(
+            f"SELECT count(*) {from_} WHERE true{where.sql()}"), where.values)).scalar_one()
+    return rows, matched
+
+
 @router.get("/iot/sensors", summary="The sensors, their rules, objects and latest state (GeoJSON)",
             response_class=Response, responses={200: {"content": {GEOJSON: {}}}})
 async def sensors(request: Request, bbox: str | None = Bbox, kind: str | None = Kinds, layer: str | None = Layers,
@@ -283,12 +295,7 @@ async def sensors(request: Request, bbox: str | None = Bbox, kind: str | None = 
                   offset: int = Offset, st: ApiState = Depends(state)) -> Response:
     where = sensor_where(st, bbox, kind, layer, object_, status)
     size = params.limit(limit, st.cfg)
-    query = text(f"SELECT {SENSOR_COLUMNS}, count(*) OVER () AS matched {SENSOR_FROM} WHERE true{where.sql()} "
-                 f"ORDER BY o.code LIMIT :limit OFFSET :offset")
-    async with st.db.engine.connect() as conn:
-        rows = (await conn.execute(query, {**where.values, "limit": size, "offset": offset})).all()
-        matched = rows[0].matched if rows else (await conn.execute(text(
-            f"SELECT count(*) {SENSOR_FROM} WHERE true{where.sql()}"), where.values)).scalar_one()
+    rows, matched = await _page(st, SENSOR_COLUMNS, SENSOR_FROM, where, "o.code", size, offset)
     features = [{"type": "Feature", "id": r.code, "geometry": _point(r), "properties": sensor_properties(r)}
                 for r in rows]
     body = {"type": "FeatureCollection", "numberMatched": matched, "numberReturned": len(features),
@@ -385,16 +392,6 @@ def alarm_json(row) -> dict:
             "cleared_at": row.cleared_at, "clear_value": row.clear_value, "objects": list(row.objects)}
 
 
-def _instant(value: str | None, param: str) -> datetime | None:
-    if value is None or value == "":
-        return None
-    try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, f"{param}: {value!r} is not an RFC 3339 date-time") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def alarm_where(st: ApiState, state_: str, sensor_: str | None, object_: str | None, bbox: str | None,
                 since: str | None) -> Where:
     where = Where()
@@ -412,7 +409,7 @@ def alarm_where(st: ApiState, state_: str, sensor_: str | None, object_: str | N
         where.add("EXISTS (SELECT 1 FROM sensor_binding b WHERE b.sensor_code = a.sensor_code "
                   "AND b.object_code = ANY(:objects))", objects=objects)
     add_bbox(where, bbox, st.db.srid)
-    at = _instant(since, "since")
+    at = params.instant(since, "since")
     if at is not None:  # open at some time since then
         where.add("coalesce(a.cleared_at, 'infinity') >= :since", since=at)
     return where
@@ -430,12 +427,7 @@ async def alarms(
 ) -> Response:
     where = alarm_where(st, state_, sensor_, object_, bbox, since)
     size = params.limit(limit, st.cfg)
-    query = text(f"SELECT {ALARM_COLUMNS}, count(*) OVER () AS matched {ALARM_FROM} WHERE true{where.sql()} "
-                 f"ORDER BY a.raised_at DESC, a.id DESC LIMIT :limit OFFSET :offset")
-    async with st.db.engine.connect() as conn:
-        rows = (await conn.execute(query, {**where.values, "limit": size, "offset": offset})).all()
-        matched = rows[0].matched if rows else (await conn.execute(text(
-            f"SELECT count(*) {ALARM_FROM} WHERE true{where.sql()}"), where.values)).scalar_one()
+    rows, matched = await _page(st, ALARM_COLUMNS, ALARM_FROM, where, "a.raised_at DESC, a.id DESC", size, offset)
     found = [alarm_json(r) for r in rows]
     return json_response({"alarms": found, "numberMatched": matched, "numberReturned": len(found),
                           "timeStamp": _now(),
@@ -506,9 +498,9 @@ def bucket_name(seconds: int) -> str:
 
 def history_window(start: str | None, end: str | None, bucket: str | None) -> tuple[datetime, datetime, int]:
     """[start, end] (default: the last 24 hours) and the bucket in seconds (default: at most ~300 buckets)."""
-    t1 = _instant(end, "end") or datetime.now(UTC)
+    t1 = params.instant(end, "end") or datetime.now(UTC)
     try:
-        t0 = _instant(start, "start") or t1 - timedelta(days=1)
+        t0 = params.instant(start, "start") or t1 - timedelta(days=1)
     except OverflowError:
         raise ApiError(400, "end: too early for the default start (24 hours before end)") from None
     if t0 >= t1:
