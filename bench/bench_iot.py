@@ -214,11 +214,10 @@ def ws_latency(url: str, pub: Publisher, devices: list[str]) -> tuple[float, flo
     from websockets.sync.client import connect
 
     latencies: list[float] = []
-    stop_event = threading.Event()
-    ws = connect(url.replace("http://", "ws://") + "/iot/ws", max_size=None)
+    done = threading.Event()
 
-    def receive() -> None:
-        while not stop_event.is_set():
+    def receive(ws) -> None:
+        while not done.is_set():
             try:
                 message = ws.recv(timeout=0.5)
             except TimeoutError:
@@ -230,23 +229,22 @@ def ws_latency(url: str, pub: Publisher, devices: list[str]) -> tuple[float, flo
             if item.get("type") == "state":
                 latencies.append(arrived - datetime.fromisoformat(item["time"]).timestamp())
 
-    thread = threading.Thread(target=receive)
-    thread.start()
-    time.sleep(0.5)
-    interval = 1.0 / WS_RATE
-    n = int(WS_RATE * WS_SECONDS)
-    started = time.perf_counter()
-    for i in range(n):
-        due = started + i * interval
-        pause = due - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
-        pub.send(devices[i % len(devices)], time.time(), 10.0 + (i % 97) * 0.5)
-    sent_rate = n / (time.perf_counter() - started)
-    time.sleep(1.0)
-    stop_event.set()
-    thread.join(5)
-    ws.close()
+    with connect(url.replace("http://", "ws://") + "/iot/ws", max_size=None) as ws:
+        thread = threading.Thread(target=receive, args=(ws,))
+        thread.start()
+        time.sleep(0.5)
+        interval = 1.0 / WS_RATE
+        n = int(WS_RATE * WS_SECONDS)
+        started = time.perf_counter()
+        for i in range(n):
+            pause = started + i * interval - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            pub.send(devices[i % len(devices)], time.time(), 10.0 + (i % 97) * 0.5)
+        sent_rate = n / (time.perf_counter() - started)
+        time.sleep(1.0)
+        done.set()
+        thread.join(5)
     if len(latencies) < n * 0.5:
         raise SystemExit(f"the WebSocket brought {len(latencies)} state messages for {n} readings")
     ordered = sorted(latencies)

@@ -15,7 +15,7 @@ import psycopg
 
 from cim.config import Settings
 from cim.iot.registry import Registry, Sensor
-from cim.iot.rules import SEVERITY, Change, Rules, evaluate, message, status_of
+from cim.iot.rules import SEVERITY, Change, evaluate_series, message, status_of
 
 log = logging.getLogger("cim.iot")
 
@@ -173,12 +173,9 @@ class Ingest:
             if not newer.any():
                 continue  # late or redelivered readings: history only
             ts, vs = t[a:b][newer], v[a:b][newer]
-            if rules_open or _may_alarm(sensor.rules, vs):
-                for ti, vi in zip(ts.tolist(), vs.tolist(), strict=True):
-                    changes.extend((sensor, c) for c in evaluate(sensor.rules, rules_open, prev_t, prev_v, ti, vi))
-                    prev_t, prev_v = ti, vi
-            else:
-                prev_t, prev_v = float(ts[-1]), float(vs[-1])
+            if rules_open or sensor.rules.limits() or sensor.rules.roc is not None:
+                changes += [(sensor, c) for c in evaluate_series(sensor.rules, rules_open, prev_t, prev_v, ts, vs)]
+            prev_t, prev_v = float(ts[-1]), float(vs[-1])
             status, severity = status_of(rules_open)
             latest.append((sensor.state_id, prev_t, prev_v, status, severity, sensor.code))
         if latest:
@@ -197,28 +194,51 @@ class Ingest:
 
     def _alarms(self, cur: psycopg.Cursor, changes: list[tuple[Sensor, Change]], open_alarms: dict[str, dict[str, int]],
                 actor: str) -> list[dict]:
+        """Write a batch's alarm transitions in three statements (a noisy batch has thousands): the clears of
+        alarms opened before, the alarms raised in it (cleared already where it also clears them), the events."""
+        if not changes:
+            return []
+        raised = [c for _, c in changes if c.raised]
+        ids = [row[0] for row in cur.execute(  # the new alarms' ids up front, so events can name them
+            "SELECT nextval(pg_get_serial_sequence('alarm', 'id')) FROM generate_series(1, %s)", (len(raised),))]
+        new: dict[int, list] = {}  # id → the row to insert
+        cleared_before: list[tuple[int, float, float]] = []
         events = []
+        fresh = iter(ids)
         for sensor, change in changes:
             if change.raised:
-                text = message(change.rule, change.value, change.limit, sensor.unit)
-                alarm_id = cur.execute(
-                    "INSERT INTO alarm (sensor_code, rule, severity, state, raised_at, value, limit_value, message) "
-                    "VALUES (%s, %s, %s, 'active', %s, %s, %s, %s) RETURNING id",
-                    (sensor.code, change.rule, SEVERITY[change.rule], _ts(change.time), change.value, change.limit,
-                     text),
-                ).fetchone()[0]
+                alarm_id = next(fresh)
+                new[alarm_id] = [alarm_id, sensor.code, change.rule, SEVERITY[change.rule], "active", change.time,
+                                 change.value, change.limit,
+                                 message(change.rule, change.value, change.limit, sensor.unit), None, None]
                 open_alarms.setdefault(sensor.code, {})[change.rule] = alarm_id
-                event = "raised"
             else:
                 alarm_id = open_alarms[sensor.code].pop(change.rule)
-                cur.execute("UPDATE alarm SET state = 'cleared', cleared_at = %s, clear_value = %s WHERE id = %s",
-                            (_ts(change.time), change.value, alarm_id))
-                event = "cleared"
-            cur.execute("INSERT INTO alarm_event (alarm_id, at, event, value, actor) VALUES (%s, %s, %s, %s, %s)",
-                        (alarm_id, _ts(change.time), event, change.value, actor))
-            events.append({"id": alarm_id, "event": event, "sensor": sensor.code, "rule": change.rule,
-                           "severity": SEVERITY[change.rule], "time": iso(change.time), "value": change.value,
-                           "limit": change.limit})
+                if alarm_id in new:
+                    new[alarm_id][4], new[alarm_id][9], new[alarm_id][10] = "cleared", change.time, change.value
+                else:
+                    cleared_before.append((alarm_id, change.time, change.value))
+            events.append({"id": alarm_id, "event": "raised" if change.raised else "cleared", "sensor": sensor.code,
+                           "rule": change.rule, "severity": SEVERITY[change.rule], "time": iso(change.time),
+                           "value": change.value, "limit": change.limit})
+        if cleared_before:  # first: a rule raised again in this batch may only open once the old alarm is closed
+            cur.execute(
+                "UPDATE alarm a SET state = 'cleared', cleared_at = to_timestamp(u.t), clear_value = u.v "
+                "FROM unnest(%s::int8[], %s::float8[], %s::float8[]) AS u(id, t, v) WHERE a.id = u.id",
+                [list(col) for col in zip(*cleared_before, strict=True)])
+        if new:
+            cur.execute(
+                "INSERT INTO alarm (id, sensor_code, rule, severity, state, raised_at, value, limit_value, message, "
+                "cleared_at, clear_value) SELECT id, code, rule, sev, state, to_timestamp(t), v, lim, msg, "
+                "to_timestamp(ct), cv FROM unnest(%s::int8[], %s::text[], %s::text[], %s::int2[], %s::text[], "
+                "%s::float8[], %s::float8[], %s::float8[], %s::text[], %s::float8[], %s::float8[]) "
+                "AS r(id, code, rule, sev, state, t, v, lim, msg, ct, cv)",
+                [list(col) for col in zip(*new.values(), strict=True)])
+        cur.execute(
+            "INSERT INTO alarm_event (alarm_id, at, event, value, actor) SELECT id, to_timestamp(t), event, v, %s "
+            "FROM unnest(%s::int8[], %s::float8[], %s::text[], %s::float8[]) AS e(id, t, event, v)",
+            (actor, [e["id"] for e in events], [c.time for _, c in changes], [e["event"] for e in events],
+             [c.value for _, c in changes]))
         return events
 
     def sweep_stale(self, now: float | None = None) -> list[dict]:
@@ -278,14 +298,6 @@ def notify(cur: psycopg.Cursor, states: list[list], alarms: list[dict]) -> None:
             size += len(encoded) + 1
         if chunk:
             cur.execute("SELECT pg_notify(%s, %s)", (LIVE_CHANNEL, orjson.dumps({key: chunk}).decode()))
-
-
-def _may_alarm(rules: Rules, values: np.ndarray) -> bool:
-    """Whether a sensor with no open alarm could raise one on these readings (else evaluation is skipped)."""
-    if rules.roc is not None:
-        return True
-    return any((values > limit).any() if rule.startswith("H") else (values < limit).any()
-               for rule, limit in rules.limits())
 
 
 def _array(values: np.ndarray) -> str:

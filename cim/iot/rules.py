@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 # rule → severity (what "worst alarm" compares): limits beyond the outer ones are critical
@@ -97,6 +98,55 @@ def evaluate(rules: Rules, open_rules: set[str], prev_time: float | None, prev_v
         open_rules.discard(rule)
         changes.append(Change(rule, False, time, value))
     return changes
+
+
+def _flips(labels: np.ndarray, is_open: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Where a rule's state flips over readings labelled +1 (raise), -1 (clear), 0 (keep): (indices, raised)."""
+    lab = np.concatenate(([1 if is_open else -1], labels))
+    last = np.where(lab != 0, np.arange(len(lab)), 0)
+    np.maximum.accumulate(last, out=last)
+    state = lab[last]
+    at = np.flatnonzero(state[1:] != state[:-1])
+    return at, state[at + 1] > 0
+
+
+def evaluate_series(rules: Rules, open_rules: set[str], prev_time: float | None, prev_value: float | None,
+                    times: np.ndarray, values: np.ndarray) -> list[Change]:
+    """`evaluate` over a sensor's readings in time order at once (numpy; what ingest runs), with the same
+    transitions in the same order; updates open_rules in place."""
+    found: list[tuple[int, int, Change]] = []  # (reading, rank within a reading as evaluate orders them, change)
+    band = rules.deadband
+    for rank, (rule, limit) in enumerate(rules.limits()):
+        if rule.startswith("H"):
+            labels = np.where(values > limit, 1, np.where(values < limit - band, -1, 0))
+        else:
+            labels = np.where(values < limit, 1, np.where(values > limit + band, -1, 0))
+        at, up = _flips(labels, rule in open_rules)
+        found += [(k, rank, Change(rule, bool(u), float(times[k]), float(values[k]), limit))
+                  for k, u in zip(at.tolist(), up.tolist(), strict=True)]
+        if len(at):
+            (open_rules.add if up[-1] else open_rules.discard)(rule)
+    if rules.roc is not None:
+        pt = np.concatenate(([np.nan if prev_time is None else prev_time], times[:-1]))
+        pv = np.concatenate(([np.nan if prev_value is None else prev_value], values[:-1]))
+        dt = times - pt
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.abs(values - pv) / dt * 60.0
+        labels = np.where(~(dt > 0), 0, np.where(rate > rules.roc, 1, -1))
+        at, up = _flips(labels, "ROC" in open_rules)
+        found += [(k, 4, Change("ROC", bool(u), float(times[k]), float(values[k]), rules.roc))
+                  for k, u in zip(at.tolist(), up.tolist(), strict=True)]
+        if len(at):
+            (open_rules.add if up[-1] else open_rules.discard)("ROC")
+    if len(values):
+        first = Change("STALE", False, float(times[0]), float(values[0]))
+        configured = {rule for rule, _ in rules.limits()} | ({"ROC"} if rules.roc is not None else set())
+        for rank, rule in enumerate(["STALE", *sorted(open_rules - configured - {"STALE"})], start=5):
+            if rule in open_rules:
+                open_rules.discard(rule)
+                found.append((0, rank, Change(rule, False, first.time, first.value)))
+    found.sort(key=lambda f: (f[0], f[1]))
+    return [c for _, _, c in found]
 
 
 def status_of(open_rules: set[str]) -> tuple[str, int]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from cim.iot.rules import Rules, evaluate, status_of
+from cim.iot.rules import Rules, evaluate, evaluate_series, status_of
 
 
 def run(rules: Rules, series: list[tuple[float, float]]) -> list[tuple[float, str, bool]]:
@@ -66,3 +67,26 @@ def test_an_alarm_of_a_removed_rule_clears_at_the_next_reading():
     changes = evaluate(Rules(h=5), open_rules, 0.0, 30.0, 10.0, 25.0)  # HH and ROC were removed from its rules
     assert sorted((c.rule, c.raised) for c in changes) == [("HH", False), ("ROC", False)]
     assert open_rules == {"H"}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_vectorised_evaluation_equals_the_reading_by_reading_one(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 120))
+    times = np.cumsum(rng.choice([0.0, 0.5, 1.0, 5.0], n))  # repeated times too: no rate between them
+    values = np.round(rng.normal(5, 4, n), 1)  # rounding puts readings exactly on limits and band edges
+    given = {"ll": 0.0, "l": 2.0, "h": 8.0, "hh": 12.0}
+    keep = rng.random(4) < 0.7
+    rules = Rules(**{k: v for (k, v), on in zip(given.items(), keep, strict=True) if on},
+                  deadband=float(rng.choice([0.0, 0.5, 1.0])),
+                  roc=float(rng.choice([30.0, 120.0])) if seed % 3 else None)
+    start = set(rng.choice(["HH", "H", "L", "LL", "ROC", "STALE"], int(rng.integers(0, 4)), replace=False).tolist())
+    prev = (None, None) if seed % 4 == 0 else (-1.0, float(values[0]) + 3)
+    expected, open_a = [], set(start)
+    pt, pv = prev
+    for t, v in zip(times.tolist(), values.tolist(), strict=True):
+        expected += evaluate(rules, open_a, pt, pv, t, v)
+        pt, pv = t, v
+    open_b = set(start)
+    assert evaluate_series(rules, open_b, *prev, times, values) == expected
+    assert open_b == open_a
