@@ -10,7 +10,7 @@ running demo's ingester never sees the bench's messages.
   BENCH_MESSAGES (60,000) readings as fast as it can to a subscriber process that only counts them (paho-mqtt, QoS 1
   persistent session, as the ingester): messages / (last received - first sent).
 - `mqtt_ingest_per_s`: the same publisher and count to `cim iot ingest`: readings / (the start of the transaction
-  that stored the last one - first sent). The two alternate BENCH_ROUNDS (2) times; the best of each is reported.
+  that stored the last one - first sent). The two alternate BENCH_ROUNDS (3) times; the best of each is reported.
   Floor: mqtt_ingest_per_s >= 0.9 x raw_broker_per_s.
 - `http_ingest_per_s`: `cim serve`, BENCH_HTTP_BATCHES (20) POSTs of BENCH_HTTP_BATCH (25,000) readings to
   /iot/observations from one client, one after the other: readings / total time (JSON encoding on the client not
@@ -55,7 +55,7 @@ WORK = ROOT / ".cim" / "bench"
 RESULTS = ROOT / "bench" / "results"
 SENSORS = int(os.environ.get("BENCH_SENSORS", 300))
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", 60_000))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", 2))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
 HTTP_BATCHES = int(os.environ.get("BENCH_HTTP_BATCHES", 20))
 HTTP_BATCH = int(os.environ.get("BENCH_HTTP_BATCH", 25_000))
 WS_RATE = int(os.environ.get("BENCH_WS_RATE", 1000))

@@ -225,7 +225,7 @@ class Ingest:
             cur.execute(
                 "UPDATE alarm a SET state = 'cleared', cleared_at = to_timestamp(u.t), clear_value = u.v "
                 "FROM unnest(%s::int8[], %s::float8[], %s::float8[]) AS u(id, t, v) WHERE a.id = u.id",
-                [list(col) for col in zip(*cleared_before, strict=True)])
+                [_array(np.array(col)) for col in zip(*cleared_before, strict=True)])
         if new:
             cur.execute(
                 "INSERT INTO alarm (id, sensor_code, rule, severity, state, raised_at, value, limit_value, message, "
@@ -233,12 +233,13 @@ class Ingest:
                 "to_timestamp(ct), cv FROM unnest(%s::int8[], %s::text[], %s::text[], %s::int2[], %s::text[], "
                 "%s::float8[], %s::float8[], %s::float8[], %s::text[], %s::float8[], %s::float8[]) "
                 "AS r(id, code, rule, sev, state, t, v, lim, msg, ct, cv)",
-                [list(col) for col in zip(*new.values(), strict=True)])
+                [list(col) if k in (1, 2, 4, 8) else _array(np.array(col, dtype=int if k in (0, 3) else float))
+                 for k, col in enumerate(zip(*new.values(), strict=True))])
         cur.execute(
             "INSERT INTO alarm_event (alarm_id, at, event, value, actor) SELECT id, to_timestamp(t), event, v, %s "
             "FROM unnest(%s::int8[], %s::float8[], %s::text[], %s::float8[]) AS e(id, t, event, v)",
-            (actor, [e["id"] for e in events], [c.time for _, c in changes], [e["event"] for e in events],
-             [c.value for _, c in changes]))
+            (actor, _array(np.array([e["id"] for e in events])), _array(np.array([c.time for _, c in changes])),
+             [e["event"] for e in events], _array(np.array([c.value for _, c in changes]))))
         return events
 
     def sweep_stale(self, now: float | None = None) -> list[dict]:
@@ -285,24 +286,33 @@ class Ingest:
 
 
 def notify(cur: psycopg.Cursor, states: list[list], alarms: list[dict]) -> None:
-    """Tell live listeners (the API's push) about new states and alarm events, in payloads under 8 kB."""
+    """Tell live listeners (the API's push) about new states and alarm events, in payloads under 8 kB (all in
+    one statement)."""
+    payloads = []
     for key, items in (("s", states), ("a", alarms)):
         chunk: list = []
         size = 0
         for item in items:
             encoded = orjson.dumps(item)
             if chunk and size + len(encoded) > _NOTIFY_BYTES:
-                cur.execute("SELECT pg_notify(%s, %s)", (LIVE_CHANNEL, orjson.dumps({key: chunk}).decode()))
+                payloads.append(orjson.dumps({key: chunk}).decode())
                 chunk, size = [], 0
             chunk.append(item)
             size += len(encoded) + 1
         if chunk:
-            cur.execute("SELECT pg_notify(%s, %s)", (LIVE_CHANNEL, orjson.dumps({key: chunk}).decode()))
+            payloads.append(orjson.dumps({key: chunk}).decode())
+    if payloads:
+        cur.execute("SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) WITH ORDINALITY AS n(p, i)",
+                    (LIVE_CHANNEL, payloads))
 
 
 def _array(values: np.ndarray) -> str:
-    """A PostgreSQL array literal: for thousands of numbers far cheaper than psycopg's per-element dumping."""
-    return "{" + ",".join(map(repr, values.tolist())) + "}"
+    """A PostgreSQL array literal of numbers (NaN as NULL): for thousands of them far cheaper than psycopg's
+    per-element dumping."""
+    items = values.tolist()
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        return "{" + ",".join("NULL" if x != x else repr(x) for x in items) + "}"
+    return "{" + ",".join(map(repr, items)) + "}"
 
 
 def _runs(days: list[int]) -> list[tuple[int, int]]:

@@ -61,6 +61,16 @@ def _client(client_id: str, clean: bool, addr: Address, **kwargs) -> mqtt.Client
     return client
 
 
+def end_session(client_id: str, cfg: Settings | None = None, timeout: float = 10) -> None:
+    """Discard a persistent session and what the broker queued for it (a model that is gone, a test's)."""
+    addr = address(cfg or settings())
+    client = _client(client_id, True, addr)
+    client.connect(addr.host, addr.port, keepalive=10)
+    client.loop_start()
+    client.disconnect()
+    client.loop_stop()
+
+
 class Publisher:
     """QoS 1 publishing of readings; what the broker has not acknowledged is resent after a reconnect."""
 

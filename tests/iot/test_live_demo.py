@@ -13,7 +13,7 @@ import pytest
 from websockets.sync.client import connect
 
 from cim.db.server import drop_database
-from cim.iot.mqtt import Publisher
+from cim.iot.mqtt import Publisher, end_session
 from tests.api.conftest import start_server
 from tests.conftest import _new_model, import_sample
 
@@ -49,6 +49,8 @@ def live(server, broker, sample_dir, tmp_path_factory):
         if left.strip():
             subprocess.run(["pkill", "-f", f"--model {m.info.name}"])
         drop_database(m.url)
+        for client_id in (f"cim-ingest-{m.info.name}", f"cim-simulator-{m.info.name}"):
+            end_session(client_id)
         assert not left.strip(), "cim serve --live left its ingester or simulator running"
 
 

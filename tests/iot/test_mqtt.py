@@ -18,7 +18,7 @@ import pytest
 from cim.config import Settings
 from cim.db.server import drop_database
 from cim.iot.broker import LocalBroker
-from cim.iot.mqtt import Publisher
+from cim.iot.mqtt import Publisher, end_session
 from cim.iot.rules import Rules, evaluate
 from cim.model.store import Model
 from tests.helpers import ROOT, fetch, scalar
@@ -38,6 +38,8 @@ def fresh_model(server, broker, sample_dir, tmp_path) -> Model:
     m = new_iot_model(sample_dir, tmp_path)
     yield m
     drop_database(m.url)
+    for client_id in (f"cim-ingest-{m.info.name}", f"test-publisher-{m.info.name}"):
+        end_session(client_id)
 
 
 def series(sensor: str, t0: float) -> list[tuple[float, float]]:
