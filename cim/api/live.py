@@ -301,6 +301,8 @@ class LiveHub:
     def publish(self, messages: Iterable[tuple[Message, Sensor | None]]) -> None:
         """Fan messages out to the subscribers that want them; drop those that cannot keep up."""
         subs = list(self.subscribers)
+        if not subs:
+            return  # (the messages are made lazily: nobody listening costs nothing)
         for msg, sensor in messages:
             for sub in subs:
                 if sub.closing is None and not sub.offer(msg, sensor):
