@@ -21,6 +21,7 @@ log = logging.getLogger("cim.iot")
 
 LIVE_CHANNEL = "cim_live"  # NOTIFY payloads: {"s": [[code, time, value, status, severity], …], "a": [alarm, …]}
 _NOTIFY_BYTES = 7000  # PostgreSQL refuses payloads of 8000 bytes or more
+_FROM_US = "(timestamptz 'epoch' + {} * interval '1 microsecond')"  # epoch microseconds → timestamptz, exactly
 
 
 @dataclass
@@ -83,14 +84,15 @@ class Ingest:
         self.registry = registry or Registry.load(conn)
         self._checked_at = clock.monotonic()
         self._days: set[int] = set()
+        self.started = clock.time()
 
-    def refresh(self, force: bool = False) -> None:
-        """Reload the registry when an import or edit changed it (checked at most once a second)."""
-        now = clock.monotonic()
-        if not force and now - self._checked_at < 1.0:
+    def refresh(self, now: bool = False) -> None:
+        """Reload the registry when an import or edit changed it (checked at most once a second, or now)."""
+        at = clock.monotonic()
+        if not now and at - self._checked_at < 1.0:
             return
-        self._checked_at = now
-        if force or Registry.current_signature(self.conn) != self.registry.signature:
+        self._checked_at = at
+        if Registry.current_signature(self.conn) != self.registry.signature:
             self.registry = Registry.load(self.conn)
 
     def _partitions(self, times: np.ndarray) -> None:
@@ -106,8 +108,8 @@ class Ingest:
         out = Outcome()
         self.refresh()
         by_ref = self.registry.by_ref
-        if any(r not in by_ref for r in set(refs)):
-            self.refresh(force=True)
+        if any(r not in by_ref for r in set(refs)):  # maybe imported a moment ago
+            self.refresh(now=True)
             by_ref = self.registry.by_ref
         n = len(refs)
         ids = {ref: s.state_id for ref, s in by_ref.items()}
@@ -130,34 +132,39 @@ class Ingest:
                 bad |= mask
         if bad.all():
             return out
-        order = np.lexsort((t, sid))
+        # whole microseconds, as PostgreSQL keeps them: what "the same reading" and "newer" compare
+        tu = np.where(bad, 0, np.round(np.nan_to_num(t) * 1e6)).astype(np.int64)
+        order = np.lexsort((tu, sid))  # stable: of two copies of a reading, the first sent comes first
         order = order[~bad[order]]
-        sid, t, v = sid[order], t[order], v[order]
-        self._partitions(t)
+        sid, tu, v = sid[order], tu[order], v[order]
+        first = np.r_[True, (sid[1:] != sid[:-1]) | (tu[1:] != tu[:-1])]
+        out.duplicates = int((~first).sum())  # copies within the batch: the first one counts, as in history
+        sid, tu, v = sid[first], tu[first], v[first]
+        self._partitions(tu / 1e6)
         try:
             with self.conn.transaction():
-                out.add(self._store(sid, t, v, actor))
+                out.add(self._store(sid, tu, v, actor))
         except psycopg.errors.CheckViolation:  # a day's partition was dropped (cim iot prune) since we saw it
             self._days.clear()
-            self._partitions(t)
+            self._partitions(tu / 1e6)
             with self.conn.transaction():
-                out.add(self._store(sid, t, v, actor))
+                out.add(self._store(sid, tu, v, actor))
         return out
 
-    def _store(self, sid: np.ndarray, t: np.ndarray, v: np.ndarray, actor: str) -> Outcome:
+    def _store(self, sid: np.ndarray, tu: np.ndarray, v: np.ndarray, actor: str) -> Outcome:
+        """Write readings sorted by sensor and time (tu: epoch microseconds) in the caller's transaction."""
         out = Outcome()
         cur = self.conn.cursor()
         out.stored = cur.execute(
-            "INSERT INTO observation (sensor_id, time, value) "
-            "SELECT s, to_timestamp(t), v FROM unnest(%s::int4[], %s::float8[], %s::float8[]) AS r(s, t, v) "
-            "ON CONFLICT DO NOTHING",
-            (_array(sid), _array(t), _array(v)),
+            f"INSERT INTO observation (sensor_id, time, value) SELECT s, {_FROM_US.format('t')}, v "
+            "FROM unnest(%s::int4[], %s::int8[], %s::float8[]) AS r(s, t, v) ON CONFLICT DO NOTHING",
+            (_array(sid), _array(tu), _array(v)),
         ).rowcount
         out.duplicates = len(sid) - out.stored
         sensors = np.unique(sid)
         # the sensors' rows are locked in id order (no deadlock between ingesters) before their alarms are read
         state = {row[0]: row[1:] for row in cur.execute(
-            "SELECT id, extract(epoch FROM time)::float8, value FROM sensor_state WHERE id = ANY(%s) "
+            "SELECT id, (extract(epoch FROM time) * 1000000)::int8, value FROM sensor_state WHERE id = ANY(%s) "
             "ORDER BY id FOR UPDATE", (sensors.tolist(),))}
         registry = self.registry.by_id
         codes = [registry[i].code for i in sensors.tolist()]
@@ -172,31 +179,32 @@ class Ingest:
         changes: list[tuple[Sensor, Change]] = []
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
             sensor = registry[int(sid[a])]
-            prev_t, prev_v = state.get(sensor.state_id, (None, None))
-            opened = open_alarms.get(sensor.code, {})
-            rules_open = set(opened)
-            newer = t[a:b] > prev_t if prev_t is not None else np.ones(b - a, dtype=bool)
+            prev_tu, prev_v = state.get(sensor.state_id, (None, None))
+            rules_open = set(open_alarms.get(sensor.code, {}))
+            newer = tu[a:b] > prev_tu if prev_tu is not None else np.ones(b - a, dtype=bool)
             if not newer.any():
                 continue  # late or redelivered readings: history only
-            ts, vs = t[a:b][newer], v[a:b][newer]
+            ts, vs = tu[a:b][newer], v[a:b][newer]
             if rules_open or sensor.rules.limits() or sensor.rules.roc is not None:
-                changes += [(sensor, c) for c in evaluate_series(sensor.rules, rules_open, prev_t, prev_v, ts, vs)]
-            prev_t, prev_v = float(ts[-1]), float(vs[-1])
+                prev_t = prev_tu / 1e6 if prev_tu is not None else None
+                found = evaluate_series(sensor.rules, rules_open, prev_t, prev_v, ts / 1e6, vs)
+                changes += [(sensor, c) for c in found]
             status, severity = status_of(rules_open)
-            latest.append((sensor.state_id, prev_t, prev_v, status, severity, sensor.code))
+            latest.append((sensor.state_id, int(ts[-1]), float(vs[-1]), status, severity, sensor.code))
         if latest:
             cur.execute(
-                "UPDATE sensor_state s SET time = to_timestamp(u.t), value = u.v, received_at = now(), "
+                f"UPDATE sensor_state s SET time = {_FROM_US.format('u.t')}, value = u.v, received_at = now(), "
                 "status = u.status, severity = u.sev "
-                "FROM unnest(%s::int4[], %s::float8[], %s::float8[], %s::text[], %s::int2[]) "
+                "FROM unnest(%s::int4[], %s::int8[], %s::float8[], %s::text[], %s::int2[]) "
                 "AS u(id, t, v, status, sev) "
                 "WHERE s.id = u.id",
                 tuple(list(col) for col in zip(*(row[:5] for row in latest), strict=True)),
             )
         out.states = len(latest)
         out.alarms = self._alarms(cur, changes, open_alarms, actor)
-        notify(cur, [[row[5], at, row[2], row[3], row[4]] for row, at in zip(latest, isos([r[1] for r in latest]),
-                                                                            strict=True)], out.alarms)
+        stamps = isos([row[1] / 1e6 for row in latest])
+        notify(cur, [[row[5], at, row[2], row[3], row[4]] for row, at in zip(latest, stamps, strict=True)],
+               out.alarms)
         return out
 
     def _alarms(self, cur: psycopg.Cursor, changes: list[tuple[Sensor, Change]], open_alarms: dict[str, dict[str, int]],
@@ -251,7 +259,9 @@ class Ingest:
         return events
 
     def sweep_stale(self, now: float | None = None) -> list[dict]:
-        """Raise STALE alarms for sensors silent past their timeout; returns the alarm events."""
+        """Raise STALE alarms for sensors from which nothing new arrived for their timeout; returns the alarm
+        events. Silence is measured in arrival time (a device's clock may lag), and only since this Ingest
+        started (after an outage the backlog is still on its way)."""
         self.refresh()
         now = clock.time() if now is None else now
         due = [(s.code, s.stale_after) for s in self.registry.sensors if s.stale_after]
@@ -264,11 +274,11 @@ class Ingest:
             rows = cur.execute("""
                 SELECT s.code, extract(epoch FROM s.time)::float8, s.value, d.lim
                 FROM sensor_state s JOIN unnest(%s::text[], %s::float8[]) AS d(code, lim) ON d.code = s.code
-                WHERE s.time < to_timestamp(%s) - make_interval(secs => d.lim)
+                WHERE greatest(s.received_at, to_timestamp(%s)) < to_timestamp(%s) - make_interval(secs => d.lim)
                   AND NOT EXISTS (SELECT 1 FROM alarm a WHERE a.sensor_code = s.code AND a.rule = 'STALE'
                                                         AND a.state <> 'cleared')
                 ORDER BY s.id FOR UPDATE OF s SKIP LOCKED
-            """, (list(codes), list(limits), now)).fetchall()
+            """, (list(codes), list(limits), self.started, now)).fetchall()
             for code, last, value, limit in rows:
                 alarm_id = cur.execute(
                     "INSERT INTO alarm (sensor_code, rule, severity, state, raised_at, value, limit_value, message) "

@@ -105,7 +105,10 @@ def test_history_is_partitioned_by_day_with_brin(iot_model, ingest):
 
 def test_silent_sensors_go_offline_and_come_back(iot_model, ingest):
     now = time.time()
-    ingest.write(["EN-1"], [now - 100], [200.0])  # stale after 30 s
+    ingest.write(["EN-1"], [now - 100], [200.0])  # stale after 30 s of silence, in arrival time
+    early = ingest.sweep_stale(now)
+    assert ingest.registry.by_ref["EN-1"].code not in {e["sensor"] for e in early}
+    now += 100  # 100 s later, nothing more arrived
     events = ingest.sweep_stale(now)
     assert [(e["rule"], e["event"]) for e in events if e["sensor"] == ingest.registry.by_ref["EN-1"].code] == \
         [("STALE", "raised")]
@@ -156,3 +159,16 @@ def test_prune_drops_whole_old_days_only(iot_model, ingest):
     assert after == [n for n in before if n not in dropped]
     assert time.strftime("observation_%Y%m%d", time.gmtime(now)) in after
     assert scalar(iot_model, "SELECT count(*) FROM observation WHERE time < now() - interval '3 days'") == 0
+
+
+def test_a_reading_is_its_microsecond_and_its_first_copy(iot_model, ingest):
+    t = time.time() - 30 + 0.1234565  # finer than PostgreSQL's microseconds
+    first = ingest.write(["PP-1", "PP-1"], [t, t], [0.40, 0.99])  # two copies in one batch: the first counts
+    assert (first.stored, first.duplicates) == (1, 1)
+    assert state_of(iot_model, "PP-1")[1] == 0.40
+    assert fetch(iot_model, "SELECT o.value FROM observation o JOIN sensor_state s ON s.id = o.sensor_id "
+                            "JOIN city_object c ON c.code = s.code WHERE c.source_id = 'PP-1' AND "
+                            "o.time = timestamptz 'epoch' + %s * interval '1 microsecond'",
+                 (round(t * 1e6),)) == [(0.40,)]
+    again = ingest.write(["PP-1"], [t + 4e-8], [0.99])  # the same microsecond, redelivered: not newer
+    assert (again.stored, again.duplicates, again.states, again.alarms) == (0, 1, 0, [])
