@@ -88,10 +88,12 @@ def broker_status() -> None:
 @iot_app.command("ingest")
 def ingest_cmd(model: str | None = ModelOpt) -> None:
     """Subscribe to the readings over MQTT and write them to the model until Ctrl-C (progress every 5 s)."""
+    from cim.api.app import _check_schema
     from cim.iot.broker import ensure_broker
     from cim.iot.mqtt import Ingester
 
     m = _open(model)
+    guarded(lambda: _check_schema(m))
     _broker(ensure_broker)
     ingester = Ingester(m, report=lambda text: err.print(f"ingest: {text}"))
     stop = _stop_on_signals()

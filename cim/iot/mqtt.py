@@ -16,7 +16,7 @@ import psycopg
 from cim.config import Settings, settings
 from cim.iot.broker import Address, BrokerError, address
 from cim.iot.ingest import Ingest, Outcome, iso, parse_time
-from cim.model.store import Model
+from cim.model.store import Model, ModelError
 
 log = logging.getLogger("cim.iot")
 
@@ -80,31 +80,43 @@ class Publisher:
         self.client = _client(client_id, clean, addr)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
-        connected = threading.Event()
-        self.client.on_connect = lambda *a: connected.set()
-        self.pending: deque[mqtt.MQTTMessageInfo] = deque()
+        self.sent = self.acked = 0  # acknowledgements are counted, not tracked per message: paho leaves a
+        self._acks = threading.Condition()  # message sent during an outage marked failed after its resend
+        answered = threading.Event()
+        refused: list[str] = []
+
+        def on_connect(client, userdata, flags, reason, properties) -> None:
+            if reason.is_failure:
+                refused.append(str(reason))
+            answered.set()
+
+        self.client.on_connect = on_connect
+        self.client.on_publish = self._on_publish
         self.client.connect_async(addr.host, addr.port, keepalive=30)
         self.client.loop_start()
-        if not connected.wait(timeout):
+        if not answered.wait(timeout) or refused:
             self.client.loop_stop()
-            raise BrokerError(f"no MQTT broker answered at {addr.host}:{addr.port} within {timeout:g} s")
+            why = f"refused the connection: {refused[0]}" if refused else f"did not answer within {timeout:g} s"
+            raise BrokerError(f"the MQTT broker at {addr.host}:{addr.port} {why}")
+
+    def _on_publish(self, client, userdata, mid, reason, properties) -> None:
+        with self._acks:
+            self.acked += 1
+            self._acks.notify_all()
 
     def send(self, sensor: str, time: float, value: float) -> None:
         self.send_raw(topic(sensor, self.cfg), payload(time, value))
 
     def send_raw(self, topic_name: str, data: bytes) -> None:
-        self.pending.append(self.client.publish(topic_name, data, qos=1))
-        while len(self.pending) > 10_000 and self.pending[0].is_published():
-            self.pending.popleft()
+        with self._acks:
+            self.sent += 1
+        self.client.publish(topic_name, data, qos=1)
 
     def flush(self, timeout: float = 60) -> None:
         """Wait until the broker has acknowledged everything sent."""
-        deadline = clock.monotonic() + timeout
-        while self.pending:
-            info = self.pending.popleft()
-            info.wait_for_publish(max(0.0, deadline - clock.monotonic()))
-            if not info.is_published():
-                raise BrokerError(f"the broker did not acknowledge {len(self.pending) + 1} messages within "
+        with self._acks:
+            if not self._acks.wait_for(lambda: self.acked >= self.sent, timeout):
+                raise BrokerError(f"the broker did not acknowledge {self.sent - self.acked} messages within "
                                   f"{timeout:g} s")
 
     def close(self, timeout: float = 60) -> None:
@@ -135,9 +147,9 @@ class Ingester:
         self.wake = threading.Event()
         self.generation = 0  # of the connection: a message is acknowledged on the connection that brought it
         self.connected = threading.Event()
-        self.total = Outcome()
-        self.received = 0
-        self.malformed: Counter = Counter()
+        self.received = self.stored = self.duplicates = self.alarm_events = 0
+        self.rejected: Counter = Counter()  # readings, by reason
+        self.malformed: Counter = Counter()  # messages, by reason
         self.logged: set[str] = set()  # what was reported once (unknown sensors, malformed topics)
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
@@ -179,15 +191,26 @@ class Ingester:
                 values.append(v)
         return refs, times, values
 
-    def run(self, stop: threading.Event) -> Outcome:
-        """Ingest until `stop` is set; database outages are waited out, nothing is acknowledged unwritten."""
+    def run(self, stop: threading.Event, wait_s: float = 5.0) -> None:
+        """Ingest until `stop` is set, as the model's only ingester (two would take turns on one session)."""
+        with self.model.connect(autocommit=True) as guard:
+            deadline = clock.monotonic() + wait_s  # a killed predecessor's lock goes with its connection
+            while not guard.execute("SELECT pg_try_advisory_lock(hashtext('cim-iot-ingest'))").fetchone()[0]:
+                if clock.monotonic() > deadline:
+                    raise ModelError(f"another `cim iot ingest` is running for model {self.model.info.name!r}")
+                stop.wait(0.2)
+            self._run(stop)
+
+    def _run(self, stop: threading.Event) -> None:
+        """Nothing is acknowledged before it is committed: while the database is unreachable or refuses a
+        batch, the batch is retried (every few seconds, reported) and the broker keeps the rest."""
         client = _client(self.client_id, False, self.addr, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.connect_async(self.addr.host, self.addr.port, keepalive=30)
         client.loop_start()
-        ingest = None
+        ingest: Ingest | None = None
         pending: list = []
         last_report = last_sweep = clock.monotonic()
         reported = failures = 0
@@ -201,35 +224,30 @@ class Ingester:
                     if ingest is None:
                         ingest = Ingest(self.model.connect(autocommit=True), self.cfg)
                     if pending:
-                        outcome = ingest.write(*self._parse(pending), actor="mqtt")
-                        for ref in outcome.unknown:
-                            self._once(f"unknown sensor {ref!r} (import it with `cim import sensors`)")
-                        self.total.add(outcome)
+                        self._count(ingest.write(*self._parse(pending), actor="mqtt"))
                         self.received += len(pending)
-                    if clock.monotonic() - last_sweep >= self.cfg.iot_stale_check_s:
-                        last_sweep = clock.monotonic()
-                        self.total.alarms += ingest.sweep_stale()
-                except psycopg.OperationalError as exc:
-                    self.report(f"database unavailable ({' '.join(str(exc).split())[:200]}); retrying in 1 s")
-                    ingest = _close(ingest)
-                    stop.wait(1.0)
-                    continue
                 except psycopg.Error as exc:
-                    # not an outage: a batch the database refuses; it is retried a few times, then given up
                     failures += 1
-                    self.report(f"batch of {len(pending)} messages refused ({' '.join(str(exc).split())[:200]}), "
-                                f"attempt {failures}")
+                    what = "database unavailable" if isinstance(exc, psycopg.OperationalError) else \
+                        f"the database refused a batch of {len(pending)} messages"
+                    self.report(f"{what} ({' '.join(str(exc).split())[:200]}); retrying (attempt {failures})")
                     ingest = _close(ingest)
-                    if failures < 3:
-                        stop.wait(1.0)
-                        continue
-                    self.malformed["refused by the database"] += len(pending)
+                    stop.wait(min(1.0 * failures, 10.0))
+                    continue
                 failures = 0
                 for gen, mid, qos, _, _ in pending:
                     if qos and gen == self.generation:
                         client.ack(mid, qos)
                 pending = []
                 now = clock.monotonic()
+                # silence is only judged once the broker's backlog is drained
+                if now - last_sweep >= self.cfg.iot_stale_check_s and not self.queue:
+                    last_sweep = now
+                    try:
+                        self.alarm_events += len(ingest.sweep_stale())
+                    except psycopg.Error as exc:
+                        self.report(f"stale check failed ({' '.join(str(exc).split())[:200]})")
+                        ingest = _close(ingest)
                 if now - last_report >= 5:
                     rate = (self.received - reported) / (now - last_report)
                     self.report(self.summary(rate))
@@ -238,7 +256,15 @@ class Ingester:
             client.disconnect()
             client.loop_stop()
             _close(ingest)
-        return self.total
+
+    def _count(self, outcome: Outcome) -> None:
+        """Add a batch to the running counts (no per-reading or per-alarm data is kept)."""
+        self.stored += outcome.stored
+        self.duplicates += outcome.duplicates
+        self.alarm_events += len(outcome.alarms)
+        self.rejected.update(outcome.rejected)
+        for ref in outcome.unknown:
+            self._once(f"unknown sensor {ref!r} (import it with `cim import sensors`)")
 
     def _once(self, text: str) -> None:
         """Report a problem the first time it is seen (up to 100 distinct ones; the counts go on)."""
@@ -247,9 +273,9 @@ class Ingester:
             self.report(text)
 
     def summary(self, rate: float | None = None) -> str:
-        rejected = self.total.rejected + self.malformed
-        text = (f"{self.received:,} messages, {self.total.stored:,} readings stored, {self.total.duplicates:,} "
-                f"duplicates, {len(self.total.alarms):,} alarm events")
+        rejected = self.rejected + self.malformed
+        text = (f"{self.received:,} messages, {self.stored:,} readings stored, {self.duplicates:,} "
+                f"duplicates, {self.alarm_events:,} alarm events")
         if rejected:
             text += ", rejected: " + ", ".join(f"{n:,} {why}" for why, n in rejected.most_common())
         return text + (f" ({rate:,.0f} messages/s)" if rate is not None else "")

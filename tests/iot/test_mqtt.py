@@ -21,7 +21,7 @@ from cim.iot.broker import LocalBroker
 from cim.iot.mqtt import Publisher, end_session
 from cim.iot.rules import Rules, evaluate
 from cim.model.store import Model
-from tests.helpers import ROOT, fetch, scalar
+from tests.helpers import ROOT, fetch, run_cim, scalar
 from tests.iot.conftest import new_iot_model
 
 SENSORS = ("MC-1", "MC-2", "PP-1")
@@ -38,7 +38,7 @@ def fresh_model(server, broker, sample_dir, tmp_path) -> Model:
     m = new_iot_model(sample_dir, tmp_path)
     yield m
     drop_database(m.url)
-    for client_id in (f"cim-ingest-{m.info.name}", f"test-publisher-{m.info.name}"):
+    for client_id in (f"cim-ingest-{m.info.name}", f"test-publisher-{m.info.name}", f"test-late-{m.info.name}"):
         end_session(client_id)
 
 
@@ -98,9 +98,10 @@ def publish_all(model: Model, t0: float) -> tuple[dict, threading.Thread]:
     return data, thread
 
 
-def check_exactly_once(model: Model, data: dict) -> None:
-    """Every published reading stored once, and the alarm history equals the rules over the series."""
-    total = len(SENSORS) * PER_SENSOR
+def check_exactly_once(model: Model, data: dict, extra: int = 0) -> None:
+    """Every published reading stored once (besides `extra` others), and the alarm history equals the rules over
+    the series."""
+    total = len(SENSORS) * PER_SENSOR + extra
     wait_for(lambda: stored(model) >= total, 120, f"{total} readings in the database")
     for sensor, readings in data.items():
         rows = fetch(model, """
@@ -142,15 +143,20 @@ def test_a_broker_restart_is_survived(fresh_model, tmp_path):
     log = tmp_path / "ingest.log"
     proc = start_ingester(fresh_model, log)
     broker = LocalBroker()
+    late = Publisher(f"test-late-{fresh_model.info.name}", CFG)
     try:
         data, thread = publish_all(fresh_model, time.time() - 60)
         wait_for(lambda: stored(fresh_model) > 1000, 60, "the first readings")
         assert broker.down() == "stopped"
+        t_late = time.time()
+        for i in range(50):  # sent while the broker is down: paho keeps them and sends them after reconnecting
+            late.send("EN-1", t_late + i, 100.0 + i)
         time.sleep(1)
         assert broker.up() == "started"
         thread.join(120)
         assert not thread.is_alive()
-        check_exactly_once(fresh_model, data)
+        late.close(60)
+        check_exactly_once(fresh_model, data, extra=50)
         assert proc.poll() is None and "disconnected from the broker" in log.read_text()
     finally:
         broker.up()
@@ -179,3 +185,14 @@ def test_unknown_sensors_and_malformed_payloads_are_counted(fresh_model, tmp_pat
                  "1 unknown sensor", "1 bad time"):
         assert part in summary, summary
     assert fetch(fresh_model, "SELECT value FROM observation") == [(2.5,)]
+
+
+def test_one_ingester_per_model(fresh_model, tmp_path):
+    proc = start_ingester(fresh_model, tmp_path / "ingest.log")
+    try:
+        second = run_cim("iot", "ingest", model=fresh_model)
+        assert second.returncode != 0 and "Traceback" not in second.stderr
+        assert "another `cim iot ingest` is running" in second.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
