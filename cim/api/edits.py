@@ -17,9 +17,9 @@ from pydantic import ValidationError
 
 from cim.api.catalog import Collection
 from cim.api.problems import ApiError
-from cim.iot.ingest import iso, notify
-from cim.iot.registry import REGISTRY_CHANNEL, resolve_objects
-from cim.iot.rules import Rules, finite, status_of
+from cim.iot.alarms import clear_alarms
+from cim.iot.registry import REGISTRY_CHANNEL, RESERVED, resolve_objects
+from cim.iot.rules import Rules, explain, finite
 from cim.model.store import Model
 
 STATUSES = ("planned", "under_construction", "existing", "demolished")
@@ -57,6 +57,10 @@ def _value(name: str, kind: str, value: object) -> object:
     return value
 
 
+# what the IoT code reads from a sensor's attributes
+SENSOR_FIELDS = (*RESERVED, "unit", "property", "interval_s")
+
+
 def _split(coll: Collection, changes: dict) -> tuple[dict, dict, dict]:
     """(city_object columns, network table columns, attributes) to set."""
     table_fields = FAMILY_FIELDS.get(coll.family, ("", {}))[1]
@@ -70,6 +74,9 @@ def _split(coll: Collection, changes: dict) -> tuple[dict, dict, dict]:
             family[name] = _value(name, table_fields[name], value)
         elif name in coll.queryables and not coll.queryables[name].attribute:
             raise ApiError(400, f"properties.{name}: cannot be edited (it comes from the import)")
+        elif name in SENSOR_FIELDS and "sensor" in coll.kinds:
+            raise ApiError(400, f"properties.{name}: a sensor's {name} is edited with PATCH /iot/sensors/{{code}}, "
+                                "which checks it")
         else:
             attributes[name] = value
     return columns, family, attributes
@@ -161,9 +168,7 @@ def merged_rules(current: dict, patch: object) -> dict:
     try:
         rules = Rules(**merged)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ApiError(400, f"rules{'.' + where if where else ''}: {first['msg']}") from None
+        raise ApiError(400, f"rules.{explain(exc)}") from None
     return rules.model_dump(exclude_none=True, exclude_defaults=True)
 
 
@@ -241,32 +246,10 @@ def _write_sensor(conn: psycopg.Connection, code: str, name: str | None, attrs: 
                  (code, editor, Jsonb(before), Jsonb(after)))
     conn.execute("SELECT pg_notify(%s, 'edit')", (REGISTRY_CHANNEL,))
     if "rules" in fields:
-        _clear_orphans(conn, code, Rules(**attrs.get("rules", {})), editor)
+        rules = Rules(**attrs.get("rules", {}))
+        kept = [r for r, _ in rules.limits()] + (["ROC"] if rules.roc is not None else []) + ["STALE"]
+        ids = [i for (i,) in conn.execute("SELECT id FROM alarm WHERE sensor_code = %s AND state <> 'cleared' "
+                                          "AND rule <> ALL(%s)", (code, kept))]
+        clear_alarms(conn, ids, editor, "the rule was removed from the sensor")
 
 
-def _clear_orphans(conn: psycopg.Connection, code: str, rules: Rules, editor: str) -> None:
-    """Clear the open alarms of rules the sensor no longer has (ingest evaluates only the rules it has, so
-    they would stay open for ever), and set its status from what stays open."""
-    kept = [r for r, _ in rules.limits()] + (["ROC"] if rules.roc is not None else []) + ["STALE"]
-    now = datetime.now(UTC)
-    cleared = conn.execute(
-        "UPDATE alarm SET state = 'cleared', cleared_at = %s WHERE sensor_code = %s AND state <> 'cleared' "
-        "AND rule <> ALL(%s) RETURNING id, rule, severity", (now, code, kept)).fetchall()
-    if not cleared:
-        return
-    note = "the rule was removed from the sensor"
-    with conn.cursor().copy("COPY alarm_event (alarm_id, at, event, actor, note) FROM STDIN") as cp:
-        for alarm_id, _, _ in cleared:
-            cp.write_row((alarm_id, now, "cleared", editor, note))
-    still = {r for (r,) in conn.execute("SELECT rule FROM alarm WHERE sensor_code = %s AND state <> 'cleared'",
-                                        (code,))}
-    status, severity = status_of(still)
-    row = conn.execute(
-        "UPDATE sensor_state SET status = CASE WHEN time IS NULL AND %s::text = 'ok' THEN 'unknown' ELSE %s::text END, "
-        "severity = %s WHERE code = %s RETURNING extract(epoch FROM time)::float8, value, status, severity",
-        (status, status, severity, code)).fetchone()
-    states = [[code, iso(row[0]), row[1], row[2], row[3]]] if row and row[0] is not None else []
-    events = [{"id": alarm_id, "event": "cleared", "sensor": code, "rule": rule, "severity": sev,
-               "time": iso(now.timestamp()), "value": None, "limit": None, "by": editor, "note": note}
-              for alarm_id, rule, sev in cleared]
-    notify(conn.cursor(), states, events)

@@ -38,6 +38,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "building_energy": ("power", "kW"),
 }
 RULE_FIELDS = ("hh", "h", "l", "ll", "deadband", "roc", "stale_s")
+# what a sensor object's attributes hold for the IoT code; edited through PATCH /iot/sensors only
+RESERVED = ("sensor_kind", "rules")
 REGISTRY_CHANNEL = "cim_registry"  # NOTIFY after the registry changed (import, edit)
 
 
@@ -186,14 +188,15 @@ def _rules(path: Path, record: str, row: pd.Series) -> dict:
 
 
 def resolve_objects(conn: psycopg.Connection, refs: list[str]) -> dict[str, str]:
-    """Reference → unified code for the references that exist: codes, or layer:source_key."""
+    """Reference → unified code for the references to objects in the model: codes, or layer:source_key (a
+    code stays registered after its object is gone; a sensor cannot observe that)."""
     codes = [r for r in refs if ":" not in r]
     pairs = [r.split(":", 1) for r in refs if ":" in r]
-    found = {c: c for (c,) in conn.execute("SELECT code FROM code_registry WHERE code = ANY(%s)", (codes,))}
+    found = {c: c for (c,) in conn.execute("SELECT code FROM city_object WHERE code = ANY(%s)", (codes,))}
     if pairs:
         layers, keys = zip(*pairs, strict=True)
         for layer, key, code in conn.execute(
-            "SELECT r.layer, r.source_key, r.code FROM code_registry r "
+            "SELECT r.layer, r.source_key, r.code FROM code_registry r JOIN city_object o ON o.code = r.code "
             "JOIN unnest(%s::text[], %s::text[]) AS q(layer, key) ON r.layer = q.layer AND r.source_key = q.key",
             (list(layers), list(keys)),
         ):
@@ -231,6 +234,9 @@ def build_sensor_records(conn: psycopg.Connection, path: Path, frame: pd.DataFra
     resolved = resolve_objects(conn, sorted({r for rs in refs for r in rs}))
     bound: list[list[str]] = []
     attributes: list[str] = []
+    reserved = [c for c in frame.columns if c in RESERVED]
+    if reserved:
+        raise InputError(path, f"column {reserved[0]!r} is a name cim keeps for itself; rename it")
     extra = [c for c in frame.columns if c not in ("id", "name", "kind", "property", "unit", "objects",
                                                    "interval_s", *RULE_FIELDS)]
     for dev, rs, (_, row) in zip(ids, refs, frame.iterrows(), strict=True):
@@ -285,6 +291,18 @@ def build_sensor_records(conn: psycopg.Connection, path: Path, frame: pd.DataFra
     return records, bound
 
 
+def end_alarms_of_removed(conn: psycopg.Connection, actor: str) -> int:
+    """Clear the open alarms of sensors no longer in the model (a re-import left them out): nothing else
+    would ever end them."""
+    from cim.iot.alarms import clear_alarms
+
+    ids = [i for (i,) in conn.execute(
+        "SELECT a.id FROM alarm a WHERE a.state <> 'cleared' AND NOT EXISTS "
+        "(SELECT 1 FROM city_object o WHERE o.code = a.sensor_code AND o.kind = 'sensor')")]
+    clear_alarms(conn, ids, actor, "the sensor is no longer in the model")
+    return len(ids)
+
+
 def import_sensors(model: Model, path: Path, layer: str = "sensors", crs: str | None = None) -> WriteResult:
     """Import a sensors file into `layer` in one transaction: sensor objects, bindings, state rows."""
     frame, points, source_crs = read_sensor_file(path, crs, model.crs)
@@ -300,5 +318,6 @@ def import_sensors(model: Model, path: Path, layer: str = "sensors", crs: str | 
                     cp.write_row((code, obj, pos))
         conn.execute("INSERT INTO sensor_state (code) SELECT unnest(%s::text[]) ON CONFLICT (code) DO NOTHING",
                      (codes,))
+        summary["alarms_ended"] = end_alarms_of_removed(conn, "import")
         conn.execute("SELECT pg_notify(%s, 'import')", (REGISTRY_CHANNEL,))
     return result

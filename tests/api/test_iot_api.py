@@ -435,6 +435,9 @@ def test_patch_sensor_validates_and_changes_evaluation(c, iot):
         assert r.status_code == 400 and word in r.json()["detail"], (patch, r.text)
     assert c.patch(f"/iot/sensors/{code}", json={"rules": {"h": 900}}).status_code == 401
     assert c.patch("/iot/sensors/NOPE", json={"rules": {"h": 900}}, headers=KEY).status_code == 404
+    # the generic edit of the sensors collection leaves what the IoT code reads to the checked edit above
+    generic = c.patch(f"/collections/sensors/items/{code}", json={"properties": {"rules": {"h": "x"}}}, headers=KEY)
+    assert generic.status_code == 400 and "/iot/sensors" in generic.json()["detail"]
 
     raised = post(c, [reading("BE-A", 900.0)])["alarms"]
     assert [(a["rule"], a["event"]) for a in raised] == [("H", "raised")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -113,3 +114,26 @@ def test_geojson_with_locations_and_a_line_refused(iot_model, tmp_path):
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
     with pytest.raises(InputError, match="record G-1: a sensor's location must be a Point"):
         import_sensors(iot_model, path, layer="gauges")
+
+
+def test_a_reserved_column_is_refused(iot_model, tmp_path):
+    path = write_sensors(tmp_path / "r.csv", "id,kind,objects,rules\nX-1,manhole_cover,buildings:440402-B-000001,x\n")
+    with pytest.raises(InputError, match="column 'rules' is a name cim keeps"):
+        import_sensors(iot_model, path)
+
+
+def test_sensors_left_out_of_a_reimport_lose_their_open_alarms(iot_model, tmp_path):
+    from cim.config import settings
+    from cim.iot.ingest import Ingest
+
+    with iot_model.connect(autocommit=True) as conn:
+        Ingest(conn, settings()).write(["MC-2"], [time.time()], [50.0])
+    code = scalar(iot_model, "SELECT code FROM city_object WHERE source_id = 'MC-2'")
+    assert scalar(iot_model, "SELECT count(*) FROM alarm WHERE sensor_code = %s AND state <> 'cleared'", (code,)) == 2
+    without = "\n".join(line for line in SENSORS_CSV.splitlines() if not line.startswith("MC-2")) + "\n"
+    import_sensors(iot_model, write_sensors(tmp_path / "sensors.csv", without))  # the same file, less MC-2
+    assert scalar(iot_model, "SELECT count(*) FROM alarm WHERE sensor_code = %s AND state <> 'cleared'", (code,)) == 0
+    assert fetch(iot_model, "SELECT DISTINCT e.actor, e.note FROM alarm_event e JOIN alarm a ON a.id = e.alarm_id "
+                            "WHERE a.sensor_code = %s AND e.event = 'cleared'", (code,)) == \
+        [("import", "the sensor is no longer in the model")]
+    import_sensors(iot_model, write_sensors(tmp_path / "sensors.csv"))

@@ -32,12 +32,13 @@ BEGIN
   LOOP
     part := 'observation_' || to_char(d, 'YYYYMMDD');
     IF to_regclass(part) IS NULL THEN
-      PERFORM pg_advisory_xact_lock(hashtext(part));
-      IF to_regclass(part) IS NULL THEN
+      BEGIN  -- another session may create it at the same moment: then it is there, which is all we want
         EXECUTE format('CREATE TABLE %I PARTITION OF observation FOR VALUES FROM (%L) TO (%L)', part,
                        d::timestamp AT TIME ZONE 'UTC', (d + 1)::timestamp AT TIME ZONE 'UTC');
         made := made + 1;
-      END IF;
+      EXCEPTION WHEN duplicate_table OR unique_violation THEN
+        NULL;
+      END;
     END IF;
   END LOOP;
   RETURN made;
