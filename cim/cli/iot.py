@@ -106,18 +106,31 @@ def send_cmd(
     sensor: str = typer.Argument(..., help="Sensor code or device id."),
     value: float = typer.Argument(..., help="The reading."),
     at: str | None = typer.Option(None, "--time", help="ISO 8601 time with offset (default: now)."),
+    model: str | None = ModelOpt,
 ) -> None:
-    """Publish one reading over MQTT, as a device would."""
+    """Publish one reading over MQTT, as a device would (to the broker the ingester listens to)."""
+    import math
     import os
 
-    from cim.iot.broker import ensure_broker
+    from cim.iot.broker import address, reachable
     from cim.iot.ingest import parse_time
     from cim.iot.mqtt import Publisher
+    from cim.iot.registry import Registry
 
     when = time.time() if at is None else parse_time(at)
     if when is None:
         fail(f"--time {at!r}: expected ISO 8601 with an offset, e.g. 2026-11-26T14:00:00+08:00")
-    _broker(ensure_broker)
+    if not math.isfinite(value):
+        fail(f"the value must be a finite number, not {value}")
+    m = _open(model)
+    with m.connect() as conn:
+        registry = guarded(lambda: Registry.load(conn))
+    if sensor not in registry.by_ref:
+        fail(f"model {m.info.name!r} has no sensor {sensor!r} (a unified code or device id; see /iot/sensors)")
+    addr = _broker(address)
+    if not reachable(addr):
+        fail(f"no MQTT broker answers at {addr.host}:{addr.port}: start the demo (make demo) or `cim iot broker up` "
+             "and `cim iot ingest`")
     pub = _broker(lambda: Publisher(f"cim-send-{os.getpid()}", clean=True))
     pub.send(sensor, when, value)
     _broker(lambda: pub.close(10))
@@ -185,32 +198,31 @@ def simulate_cmd(
     from cim.iot.broker import ensure_broker
     from cim.iot.ingest import Ingest
     from cim.iot.mqtt import Publisher
-    from cim.iot.simulate import Simulator, backfill, run
+    from cim.iot.simulate import Simulator, backfill_into, run
 
+    if speed > 1 and duration is None:
+        fail("--speed above 1 needs --duration: the readings must not run ahead of the clock, and ingest refuses "
+             "those more than CIM_IOT_MAX_FUTURE_S ahead")
     m = _open(model)
-    with m.connect() as conn:
-        specs = guarded(lambda: _specs(conn))
-        last = conn.execute("SELECT extract(epoch FROM max(time))::float8 FROM observation").fetchone()[0]
+
+    def read() -> tuple[list[dict], float | None]:
+        with m.connect() as conn:
+            return _specs(conn), conn.execute("SELECT extract(epoch FROM max(time))::float8 FROM observation"
+                                              ).fetchone()[0]
+
+    specs, last = guarded(read)
     if not specs:
         fail(f"model {m.info.name!r} has no sensors: import some with `cim import sensors FILE`")
-    start = time.time()
+    _broker(ensure_broker)
+    pub = _broker(lambda: Publisher(f"cim-simulator-{m.info.name}"))
+    # faster than real time, simulated time starts in the past so that it reaches now as the run ends
+    start = time.time() - (speed - 1) * duration if speed > 1 else time.time()
     sim = Simulator(specs, seed, start, episode_every=120.0 if anomalies else 1e12)
     hours = min(backfill_hours, (start - last) / 3600) if last else backfill_hours
     if hours > 0:
         with m.connect(autocommit=True) as conn:
-            ingest = Ingest(conn, settings())
-            batch: list = []
-            stored = 0
-            for reading in backfill(sim, hours):
-                batch.append(reading)
-                if len(batch) == 20_000:
-                    stored += ingest.write(*zip(*batch, strict=True), actor="simulator").stored
-                    batch = []
-            if batch:
-                stored += ingest.write(*zip(*batch, strict=True), actor="simulator").stored
+            stored = guarded(lambda: backfill_into(Ingest(conn, settings()), sim, hours))
         out.print(f"simulate: backfilled {hours:.1f} h of history, {stored:,} readings")
-    _broker(ensure_broker)
-    pub = _broker(lambda: Publisher(f"cim-simulator-{m.info.name}"))
     stop = _stop_on_signals()
     out.print(f"simulate: {len(specs)} sensors at {speed:g}x over MQTT"
               f"{', anomalies every 120 s' if anomalies else ''} (Ctrl-C stops)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -37,36 +38,43 @@ def serve_cmd(
     keys = f"{len(cfg.api_keys)} API key(s) for writes" if cfg.api_keys else "no API key: writes are disabled"
     out.print(f"serving model {m.info.name!r} at http://{host}:{port}/ (tiles from {cfg.tiles_dir}; reads "
               f"{'public' if cfg.api_public_read else 'need a key'}; {keys})")
-    children = _live_children(m.info.name, cfg.data_dir / "logs") if live else []
     # uvicorn ends by raising the SIGTERM it caught again, with the handler it found: make that an exit that
     # stops the children below, not a kill that leaves them running
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        uvicorn.run("cim.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", access_log=False, proxy_headers=True)
-    except OSError as exc:
-        fail(f"cannot listen on {host}:{port}: {exc}")
-    finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.wait(30)
+    with contextlib.ExitStack() as stack:
+        if live:
+            _live_children(stack, m.info.name, cfg.data_dir / "logs")
+        try:
+            uvicorn.run("cim.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                        log_level="warning", access_log=False, proxy_headers=True)
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port}: {exc}")
 
 
-def _live_children(model: str, logs: Path) -> list[subprocess.Popen]:
-    """The broker (started when it is the project's own), `cim iot ingest` and `cim iot simulate` beside the API."""
+def _live_children(stack: contextlib.ExitStack, model: str, logs: Path) -> None:
+    """The broker (started when it is the project's own), `cim iot ingest` and `cim iot simulate` beside the API,
+    stopped (and their logs closed) when the stack unwinds."""
     from cim.cli.iot import _broker
     from cim.iot.broker import ensure_broker
 
     _broker(ensure_broker)
     logs.mkdir(parents=True, exist_ok=True)
-    children = []
     for name, args in (("ingest", ["iot", "ingest"]), ("simulate", ["iot", "simulate", "--backfill-hours", "6"])):
-        log = logs / f"{name}.log"
-        children.append(subprocess.Popen([sys.executable, "-m", "cim", *args, "--model", model],
-                                         stdout=log.open("a"), stderr=subprocess.STDOUT))
-        out.print(f"live: `cim {' '.join(args)}` runs beside the API (log {log})")
-    return children
+        log = stack.enter_context((logs / f"{name}.log").open("a"))
+        child = subprocess.Popen([sys.executable, "-m", "cim", *args, "--model", model], stdout=log,
+                                 stderr=subprocess.STDOUT)
+        stack.callback(_stop, child)
+        out.print(f"live: `cim {' '.join(args)}` runs beside the API (log {log.name})")
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """SIGTERM (a child finishes its batch), then SIGKILL after 30 s."""
+    child.terminate()
+    try:
+        child.wait(30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 @app.command("api-key")

@@ -104,16 +104,23 @@ class Registry:
         return cls([_sensor(*row) for row in rows], signature)
 
 
+def describe(attrs: dict | None) -> tuple[str, str, str]:
+    """A sensor object's (kind, property, unit) from its attributes, the kind's defaults where missing."""
+    attrs = attrs or {}
+    kind = str(attrs.get("sensor_kind", "generic"))
+    prop, unit = KINDS.get(kind, ("value", ""))
+    return kind, str(attrs.get("property", prop)), str(attrs.get("unit", unit))
+
+
 def _sensor(code, state_id, device_id, name, attrs, lon, lat, objects, layers) -> Sensor:
     try:
         rules = Rules(**(attrs.get("rules") or {}))
     except (ValidationError, TypeError):
         rules = Rules()  # an edit outside the IoT API left rules the API would have refused: none apply
-    kind = str(attrs.get("sensor_kind", "generic"))
-    prop, unit = KINDS.get(kind, ("value", ""))
+    kind, prop, unit = describe(attrs)
     interval = attrs.get("interval_s")
-    return Sensor(code, state_id, device_id or code, name, kind, str(attrs.get("property", prop)),
-                  str(attrs.get("unit", unit)), rules, float(interval) if _number(interval) else None,
+    return Sensor(code, state_id, device_id or code, name, kind, prop, unit, rules,
+                  float(interval) if _number(interval) else None,
                   tuple(objects), tuple(layers), lon, lat)
 
 

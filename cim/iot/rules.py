@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 # rule → severity (what "worst alarm" compares): limits beyond the outer ones are critical
 SEVERITY: dict[str, int] = {"HH": 3, "LL": 3, "H": 2, "L": 2, "ROC": 2, "STALE": 1}
-SEVERITY_NAMES = {0: "none", 1: "offline", 2: "warning", 3: "critical"}
 
 
 class Rules(BaseModel):

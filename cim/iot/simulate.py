@@ -7,6 +7,7 @@ time is cut into calls, and `backfill` draws the history before the start from t
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import threading
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from cim.iot.ingest import Ingest
 
 Reading = tuple[str, float, float]
 LOCAL = 8 * 3600  # Asia/Shanghai: the diurnal cycles follow local time
@@ -50,12 +53,6 @@ class SensorSpecs:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    def index(self, sensor_id: str) -> int:
-        hit = np.flatnonzero(self.ids == sensor_id)
-        if not len(hit):
-            raise KeyError(f"no sensor {sensor_id!r}")
-        return int(hit[0])
 
     @classmethod
     def from_records(cls, records: Iterable[Mapping]) -> SensorSpecs:
@@ -170,8 +167,6 @@ class Simulator:
         self.specs = specs if isinstance(specs, SensorSpecs) else load_sensors(specs)
         self.seed, self.start, self.now, self.episode_every = int(seed), float(start), float(start), episode_every
         self._lock = threading.Lock()
-        self._forced: dict[int, tuple[float, float, float]] = {}
-        self._pending: list[int] = []
         self._setup(np.random.default_rng([self.seed, 7]))
 
     def _setup(self, r: np.random.Generator) -> None:
@@ -327,51 +322,29 @@ class Simulator:
             held = ep.value + 0.5 * self._sigma[ep.index] * _gauss(self.seed, i[m], n[m], 5)
             v[m] = (1 - w) * v[m] + w * held
 
-    def _emit(self, a: float, b: float, every: np.ndarray | None = None, live: bool = False) -> list[Reading]:
+    def _emit(self, a: float, b: float, every: np.ndarray | None = None) -> list[Reading]:
         i, n, t = self._schedule(a, b, every)
         v = self._normal(i, n, t)
         keep = np.ones(len(i), bool)
         for ep in self.episodes(a, b):
             self._apply(ep, i, n, t, v, keep)
-        if live and (self._forced or self._pending):
-            extra = np.array(sorted(set(self._pending)), dtype=np.int64)  # forced sensors report at once
-            i, n = np.concatenate([i, extra]), np.concatenate([n, np.full(len(extra), -1)])
-            t, v = np.concatenate([t, np.full(len(extra), b)]), np.concatenate([v, np.zeros(len(extra))])
-            keep = np.concatenate([keep, np.ones(len(extra), bool)])
-            for k, (t0, t1, value) in self._forced.items():
-                m = (i == k) & (t >= t0) & (t <= t1)
-                v[m], keep[m] = value, True
-            self._pending.clear()
-            self._forced = {k: f for k, f in self._forced.items() if f[1] > b}
         i, t, v = i[keep], np.round(t[keep], 3), v[keep]
         for d in np.unique(self._decimals[i]):
             m = self._decimals[i] == d
             v[m] = np.round(v[m], int(d))
         order = np.lexsort((i, t))
         i, t, v = i[order], t[order], v[order]
-        if live and len(i):  # a forced immediate reading may meet a scheduled one in the same millisecond
-            first = np.ones(len(i), bool)
-            first[1:] = (i[1:] != i[:-1]) | (t[1:] != t[:-1])
-            i, t, v = i[first], t[first], v[first]
         return list(zip(self.specs.ids[i].tolist(), t.tolist(), v.tolist(), strict=True))
 
     # -- public ---------------------------------------------------------------------------------------------------
     def readings(self, t: float) -> list[Reading]:
         """Every reading due after the previous call (or the start) up to simulated time t, in time order."""
         with self._lock:
-            if t <= self.now and not self._pending:
+            if t <= self.now:
                 return []
-            t = max(t, self.now)
-            out = self._emit(self.now, t, live=True)
+            out = self._emit(self.now, t)
             self.now = t
             return out
-
-    def force(self, sensor_id: str, value: float, duration_s: float = 60.0) -> None:
-        """Pin a sensor to value from now for duration_s simulated seconds; it also reports at once."""
-        i = self.specs.index(sensor_id)
-        with self._lock:
-            self._forced[i] = (self.now, self.now + float(duration_s), float(value))
-            self._pending.append(i)
 
 
 def backfill(sim: Simulator, hours: float, step: float = 60.0) -> Iterator[Reading]:
@@ -382,6 +355,15 @@ def backfill(sim: Simulator, hours: float, step: float = 60.0) -> Iterator[Readi
         b = min(a + 3600.0, sim.start)
         yield from sim._emit(a, b, every)
         a = b
+
+
+def backfill_into(ingest: Ingest, sim: Simulator, hours: float, batch: int = 20_000) -> int:
+    """Write the `hours` of history before the simulator's start straight into the model; readings stored."""
+    stored = 0
+    readings = backfill(sim, hours)
+    while chunk := list(itertools.islice(readings, batch)):
+        stored += ingest.write(*(list(c) for c in zip(*chunk, strict=True)), actor="simulator").stored
+    return stored
 
 
 def run(send: Callable[[str, float, float], object], sim: Simulator, speed: float = 1.0,

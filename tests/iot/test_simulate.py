@@ -1,4 +1,4 @@
-"""The sensor simulator on the sample's sensors: determinism, realistic values, anomalies, force, run and backfill."""
+"""The sensor simulator on the sample's sensors: determinism, realistic values, anomalies, run and backfill."""
 
 from __future__ import annotations
 
@@ -180,22 +180,6 @@ def test_silent_sensors_go_stale_and_come_back(day) -> None:
         before, after = t[t < ep.start][-1], t[t >= ep.end][0]
         assert after - before > stale
         assert after - ep.end <= 1.2 * float(g["T"].iloc[0])
-
-
-def test_force_pins_a_sensor_and_reports_at_once(specs) -> None:
-    sim = Simulator(specs, 3, START)
-    sim.readings(START + 100)
-    i = int(np.flatnonzero(specs.kind == "manhole_cover")[0])
-    sensor, hh, interval = specs.ids[i], float(specs.hh[i]), float(specs.interval_s[i])
-    sim.force(sensor, hh + 7.5, duration_s=10 * interval)
-    now = sim.readings(START + 100.5)
-    assert (sensor, START + 100.5, hh + 7.5) in now
-    during = [r for r in sim.readings(START + 100 + 10 * interval) if r[0] == sensor]
-    assert len(during) >= 9 and all(r[2] == hh + 7.5 for r in during)
-    later = [r for r in sim.readings(START + 100 + 20 * interval) if r[0] == sensor]
-    assert len(later) >= 9 and all(r[2] < float(specs.h[i]) for r in later)
-    with pytest.raises(KeyError):
-        sim.force("NO-SUCH", 1.0)
 
 
 def test_backfill_covers_the_hours_before_the_start(specs) -> None:

@@ -27,12 +27,12 @@ from cim.api.edits import edit_sensor
 from cim.api.live import Filter, Subscriber, check_access, parse_filter, sse_frame
 from cim.api.problems import ApiError, problem
 from cim.api.render import GEOJSON, JSON, json_response, segment, url
-from cim.api.routes.objects import OBSERVES_SQL, collection_of
+from cim.api.routes.objects import OBSERVES_SQL, OPEN_ALARMS_SQL, collection_of
 from cim.api.security import require_key
 from cim.config import Settings
 from cim.iot.alarms import AlarmError, acknowledge
 from cim.iot.ingest import Ingest, Outcome, parse_time
-from cim.iot.registry import KINDS
+from cim.iot.registry import describe
 from cim.model.store import Model
 
 router = APIRouter(tags=["IoT"])
@@ -78,7 +78,7 @@ class HttpIngest:
             self._stale = False
         if self._stale:
             self._stale = False
-            self._ingest.refresh(force=True)
+            self._ingest.refresh(now=True)
         return self._ingest.write(refs, times, values, actor)
 
     def close(self) -> None:
@@ -224,9 +224,6 @@ SENSOR_COLUMNS = """o.code, o.name, o.layer, o.source_id, o.attributes, ST_X(g) 
               WHERE b.sensor_code = o.code), '{}') AS objects"""
 SENSOR_FROM = """FROM sensor_state st JOIN city_object o ON o.code = st.code AND o.kind = 'sensor',
     LATERAL ST_Transform(o.geom, 4326) AS g"""
-OPEN_ALARMS_SQL = text("""SELECT id, rule, severity, state, raised_at, value, limit_value, message
-                          FROM alarm WHERE sensor_code = :code AND state <> 'cleared'
-                          ORDER BY severity DESC, raised_at""")
 
 
 def _point(row) -> dict | None:
@@ -238,10 +235,9 @@ def _point(row) -> dict | None:
 
 def sensor_properties(row) -> dict:
     attrs = row.attributes or {}
-    kind = str(attrs.get("sensor_kind", "generic"))
-    prop, unit = KINDS.get(kind, ("value", ""))
+    kind, prop, unit = describe(attrs)
     return {"code": row.code, "name": row.name, "device": row.source_id or row.code, "layer": row.layer,
-            "kind": kind, "property": attrs.get("property", prop), "unit": attrs.get("unit", unit),
+            "kind": kind, "property": prop, "unit": unit,
             "rules": attrs.get("rules") or {}, "interval_s": attrs.get("interval_s"), "objects": list(row.objects),
             "time": row.time, "value": row.value, "status": row.status, "severity": row.severity,
             "received_at": row.received_at}
@@ -312,12 +308,10 @@ async def sensor_feature(request: Request, st: ApiState, ref: str) -> dict:
         row = (await conn.execute(query, {"ref": ref})).first()
         if row is None:
             raise ApiError(404, f"no sensor {ref!r} (a sensor's code or device id)")
-        alarms = (await conn.execute(OPEN_ALARMS_SQL, {"code": row.code})).mappings().all()
+        alarms = (await conn.execute(OPEN_ALARMS_SQL, {"codes": [row.code]})).mappings().all()
         observes = (await conn.execute(OBSERVES_SQL, {"code": row.code})).all()
     props = sensor_properties(row)
-    props["alarms"] = [{**a, "limit": a["limit_value"]} for a in alarms]
-    for a in props["alarms"]:
-        del a["limit_value"]
+    props["alarms"] = [{k: v for k, v in a.items() if k != "sensor"} for a in alarms]
     props["observes"] = [{"code": c, "kind": k, "layer": lay, "name": n, "collection": collection_of(lay, k)}
                          for c, k, lay, n in observes]
     code = row.code
@@ -383,10 +377,9 @@ EVENTS_SQL = text("SELECT at, event, value, actor, note FROM alarm_event WHERE a
 
 
 def alarm_json(row) -> dict:
-    attrs = row.attributes or {}
-    kind = attrs.get("sensor_kind")
+    kind, _, unit = describe(row.attributes)
     return {"id": row.id, "sensor": row.sensor_code, "device": row.source_id, "kind": kind,
-            "unit": attrs.get("unit", KINDS.get(kind, ("", ""))[1]), "rule": row.rule, "severity": row.severity,
+            "unit": unit, "rule": row.rule, "severity": row.severity,
             "state": row.state, "raised_at": row.raised_at, "value": row.value, "limit": row.limit_value,
             "message": row.message, "acknowledged_at": row.acknowledged_at, "acknowledged_by": row.acknowledged_by,
             "cleared_at": row.cleared_at, "clear_value": row.clear_value, "objects": list(row.objects)}
@@ -550,10 +543,9 @@ async def history(
         series.setdefault(sid, []).append({"time": t, "avg": avg, "min": lo, "max": hi, "count": n})
     out = []
     for sid, sensor_code, attrs in found:
-        kind = str((attrs or {}).get("sensor_kind", "generic"))
-        prop, unit = KINDS.get(kind, ("value", ""))
-        out.append({"sensor": sensor_code, "kind": kind, "property": (attrs or {}).get("property", prop),
-                    "unit": (attrs or {}).get("unit", unit), "buckets": series.get(sid, [])})
+        kind, prop, unit = describe(attrs)
+        out.append({"sensor": sensor_code, "kind": kind, "property": prop, "unit": unit,
+                    "buckets": series.get(sid, [])})
     return json_response({"object": code, "start": t0, "end": t1, "bucket": bucket_name(seconds),
                           "bucket_s": seconds, "sensors": out, "links": _self(request, JSON)})
 
@@ -619,12 +611,12 @@ async def _pump(websocket: WebSocket, sub: Subscriber) -> None:
 async def live_sse(request: Request, st: ApiState = Depends(state)) -> Response:
     """Live push as Server-Sent Events: `event: state|alarm`, `data:` the same JSON as the WebSocket's."""
     wanted = stream_filter(request.query_params)
-    sub = st.live.subscribe(wanted)
-    return StreamingResponse(_events(st, sub), media_type="text/event-stream",
+    return StreamingResponse(_events(st, wanted), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-async def _events(st: ApiState, sub: Subscriber):
+async def _events(st: ApiState, wanted: Filter):
+    sub = st.live.subscribe(wanted)  # here, not in the route: a client gone before the stream starts leaves none
     try:
         yield b"retry: 2000\n: connected\n\n"
         while sub.closing is None:

@@ -13,7 +13,7 @@ from cim.api.app import ApiState, state
 from cim.api.catalog import NODE_KINDS
 from cim.api.problems import ApiError
 from cim.api.render import GEOJSON, JSON, Format, respond, segment, self_links, url
-from cim.iot.registry import KINDS
+from cim.iot.registry import describe
 
 router = APIRouter(tags=["Objects"])
 CHILDREN_SHOWN = 200
@@ -70,11 +70,10 @@ def _iso(value) -> str | None:
 
 def sensor_brief(code: str, name: str | None, device: str | None, attrs: dict, state: tuple | None) -> dict:
     """A sensor's kind, unit and latest state, as object detail shows it."""
-    kind = str(attrs.get("sensor_kind", "generic"))
-    prop, unit = KINDS.get(kind, ("value", ""))
+    kind, prop, unit = describe(attrs)
     time, value, status, severity, received = state or (None, None, "unknown", 0, None)
     return {"code": code, "name": name, "device": device or code, "kind": kind,
-            "property": attrs.get("property", prop), "unit": attrs.get("unit", unit), "time": _iso(time),
+            "property": prop, "unit": unit, "time": _iso(time),
             "value": value, "status": status, "severity": severity, "received_at": _iso(received)}
 
 
