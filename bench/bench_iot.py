@@ -3,14 +3,17 @@ publish → WebSocket latency at 1,000 readings/s.
 
 The bench model `cim_bench_iot` holds 10,000 synthetic buildings (bench/synthetic.py, reused between runs) and
 BENCH_SENSORS (300) sensors bound to them, with H/HH limits so that alarm rules run on every reading; its history is
-emptied at the start. The project's own Mosquitto is used (started when needed) under the topic prefix `bench`, so a
-running demo's ingester never sees the bench's messages.
+emptied at the start. The readings scatter in the normal band, and one in 2,000 goes past H, which the sensor's
+next reading clears (`value`): an alarm event per 1,000 readings, `alarm_events` counts them. The project's own
+Mosquitto is used (started when needed) under the topic prefix `bench`, so a running demo's ingester never sees the
+bench's messages.
 
-- `raw_broker_per_s`: the publisher (paho-mqtt, QoS 1, one reading per message, as the simulator sends them) sends
-  BENCH_MESSAGES (60,000) readings as fast as it can to a subscriber process that only counts them (paho-mqtt, QoS 1
-  persistent session, as the ingester): messages / (last received - first sent).
-- `mqtt_ingest_per_s`: the same publisher and count to `cim iot ingest`: readings / (the start of the transaction
-  that stored the last one - first sent). The two alternate BENCH_ROUNDS (3) times; the best of each is reported.
+- MQTT: the publisher (paho-mqtt, QoS 1, one reading per message, as the simulator sends them) sends
+  BENCH_MESSAGES (60,000) readings as fast as it can while two subscribers take the same topic at once: a process
+  that only counts them (paho-mqtt, QoS 1) and `cim iot ingest`. `raw_broker_per_s` = messages / (the counter's
+  last one - first sent); `mqtt_ingest_per_s` = readings / (the start of the transaction that stored the last one -
+  first sent). Measured together, both see the same publisher on the same machine at the same moment (two rounds
+  one after the other differed by up to 40 % on this 2-core machine). BENCH_ROUNDS (3) rounds, medians reported.
   Floor: mqtt_ingest_per_s >= 0.9 x raw_broker_per_s.
 - `http_ingest_per_s`: `cim serve`, BENCH_HTTP_BATCHES (20) POSTs of BENCH_HTTP_BATCH (25,000) readings to
   /iot/observations from one client, one after the other: readings / total time (JSON encoding on the client not
@@ -113,9 +116,20 @@ def stored(model, t0: float = 0.0, t1: float = 1e12) -> int:
                             "to_timestamp(%s)", (t0, t1)).fetchone()[0]
 
 
+def value(i: int) -> float:
+    """The i-th reading: scattered in the normal band 20-30, and every 2,000th one past H (50), which the
+    sensor's next reading clears: one alarm event per 1,000 readings, each through the rules."""
+    return 60.0 if i % 2000 == 1999 else 20.0 + (i * 7919 % 101) / 10
+
+
+def alarm_events(model) -> int:
+    with model.connect() as conn:
+        return conn.execute("SELECT count(*) FROM alarm_event").fetchone()[0]
+
+
 def readings(devices: list[str], n: int, t0: float) -> list[tuple[str, float, float]]:
-    """n readings round-robin over the sensors, 1 ms apart, values in the normal band with an occasional H."""
-    return [(devices[i % len(devices)], t0 + i * 0.001, 10.0 + (i % 97) * 0.5) for i in range(n)]
+    """n readings round-robin over the sensors, 1 ms apart."""
+    return [(devices[i % len(devices)], t0 + i * 0.001, value(i)) for i in range(n)]
 
 
 def publish(pub: Publisher, batch: list[tuple[str, float, float]], prefix: str = "bench") -> float:
@@ -155,28 +169,18 @@ def stop(proc: subprocess.Popen) -> None:
             proc.kill()
 
 
-def raw_round(pub: Publisher, devices: list[str], addr) -> float:
+def mqtt_round(pub: Publisher, devices: list[str], model, addr, env: dict, t0: float) -> tuple[float, float]:
+    """One publisher, two subscribers on the same topic at once: the raw counter and `cim iot ingest`; their
+    rates (messages / time from the first send to the last one received, or committed)."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "raw.log"
-        proc = start([sys.executable, "-c", RAW_SUBSCRIBER, str(MESSAGES), "benchraw/sensors/+/observations",
-                      addr.host, str(addr.port)], {}, out)
-        try:
-            wait(lambda: "subscribed" in out.read_text(), 30, "the raw subscriber")
-            started = publish(pub, readings(devices, MESSAGES, time.time() - 3600), "benchraw")
-            wait(lambda: len(out.read_text().split()) >= 2 or proc.poll() is not None, 300, "the raw subscriber")
-            last = float(out.read_text().split()[-1])
-        finally:
-            stop(proc)
-    return MESSAGES / (last - started)
-
-
-def ingest_round(pub: Publisher, devices: list[str], model, env: dict, t0: float) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "ingest.log"
+        raw_log, ingest_log = Path(tmp) / "raw.log", Path(tmp) / "ingest.log"
         t1 = t0 + MESSAGES * 0.001
-        proc = start([sys.executable, "-m", "cim", "iot", "ingest"], env, out)
+        raw = start([sys.executable, "-c", RAW_SUBSCRIBER, str(MESSAGES), "bench/sensors/+/observations",
+                     addr.host, str(addr.port)], {}, raw_log)
+        ingester = start([sys.executable, "-m", "cim", "iot", "ingest"], env, ingest_log)
         try:
-            wait(lambda: "subscribed to" in out.read_text(), 30, "the ingester")
+            wait(lambda: "subscribed" in raw_log.read_text(), 30, "the raw subscriber")
+            wait(lambda: "subscribed to" in ingest_log.read_text(), 30, "the ingester")
             started = publish(pub, readings(devices, MESSAGES, t0))
             # polled gently (a count costs the database CPU the ingester wants); the end is when the transaction
             # that stored the last reading started, which received_at records
@@ -185,9 +189,12 @@ def ingest_round(pub: Publisher, devices: list[str], model, env: dict, t0: float
                 done = conn.execute("SELECT extract(epoch FROM max(received_at))::float8 FROM observation "
                                     "WHERE time >= to_timestamp(%s) AND time < to_timestamp(%s)",
                                     (t0, t1)).fetchone()[0]
+            wait(lambda: len(raw_log.read_text().split()) >= 2 or raw.poll() is not None, 300, "the raw subscriber")
+            last = float(raw_log.read_text().split()[-1])
         finally:
-            stop(proc)
-    return MESSAGES / (done - started)
+            stop(ingester)
+            stop(raw)
+    return MESSAGES / (last - started), MESSAGES / (done - started)
 
 
 def http_ingest(url: str, key: str, devices: list[str], model) -> float:
@@ -240,7 +247,7 @@ def ws_latency(url: str, pub: Publisher, devices: list[str]) -> tuple[float, flo
             pause = started + i * interval - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
-            pub.send(devices[i % len(devices)], time.time(), 10.0 + (i % 97) * 0.5)
+            pub.send(devices[i % len(devices)], time.time(), value(i))
         sent_rate = n / (time.perf_counter() - started)
         time.sleep(1.0)
         done.set()
@@ -260,10 +267,10 @@ def main() -> None:
     pub = Publisher("bench-publisher")
     raw, ingest = [], []
     for r in range(ROUNDS):
-        raw.append(raw_round(pub, devices, addr))
-        log(f"round {r + 1}: raw broker {raw[-1]:,.0f} messages/s")
-        ingest.append(ingest_round(pub, devices, model, env, time.time() - 3 * 3600 + r * (MESSAGES * 0.001 + 1)))
-        log(f"round {r + 1}: MQTT → database {ingest[-1]:,.0f} readings/s")
+        rates = mqtt_round(pub, devices, model, addr, env, time.time() - 3 * 3600 + r * (MESSAGES * 0.001 + 1))
+        raw.append(rates[0])
+        ingest.append(rates[1])
+        log(f"round {r + 1}: raw broker {raw[-1]:,.0f} messages/s, MQTT → database {ingest[-1]:,.0f} readings/s")
     key, _ = new_key()
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
@@ -281,15 +288,17 @@ def main() -> None:
             stop(ingester)
             stop(serve)
     pub.close()
-    metrics = {"mqtt_ingest_per_s": round(max(ingest)), "raw_broker_per_s": round(max(raw)),
-               "mqtt_ingest_ratio": round(max(ingest) / max(raw), 3), "http_ingest_per_s": round(http),
+    mqtt, broker = statistics.median(ingest), statistics.median(raw)
+    metrics = {"mqtt_ingest_per_s": round(mqtt), "raw_broker_per_s": round(broker),
+               "mqtt_ingest_ratio": round(mqtt / broker, 3), "http_ingest_per_s": round(http),
                "ws_latency_p95_ms": round(p95, 1), "ws_rate_per_s": round(sent_rate), "sensors": len(devices),
-               "messages": MESSAGES, "median_raw_broker_per_s": round(statistics.median(raw)),
-               "median_mqtt_ingest_per_s": round(statistics.median(ingest)), "cpu_cores": os.cpu_count()}
+               "messages": MESSAGES, "best_raw_broker_per_s": round(max(raw)),
+               "best_mqtt_ingest_per_s": round(max(ingest)), "cpu_cores": os.cpu_count(),
+               "alarm_events": alarm_events(model), "readings_stored": stored(model)}
     log(f"MQTT ingest {metrics['mqtt_ingest_per_s']:,}/s vs raw broker {metrics['raw_broker_per_s']:,}/s "
         f"({100 * metrics['mqtt_ingest_ratio']:.0f} %)")
     finish(RESULTS / "bench-iot.json", metrics, {
-        "mqtt_ingest_per_s >= 0.9 x raw_broker_per_s": max(ingest) >= 0.9 * max(raw),
+        "mqtt_ingest_per_s >= 0.9 x raw_broker_per_s": mqtt >= 0.9 * broker,
         "http_ingest_per_s >= 50,000": http >= 50_000,
         "ws_latency_p95_ms < 250": p95 < 250,
     }, log)

@@ -155,6 +155,8 @@ class Ingest:
         """Write readings sorted by sensor and time (tu: epoch microseconds) in the caller's transaction."""
         out = Outcome()
         cur = self.conn.cursor()
+        # the commit is what the broker (and an HTTP client) is told: durable, whatever the server's default
+        cur.execute("SET LOCAL synchronous_commit = on")
         out.stored = cur.execute(
             f"INSERT INTO observation (sensor_id, time, value) SELECT s, {_FROM_US.format('t')}, v "
             "FROM unnest(%s::int4[], %s::int8[], %s::float8[]) AS r(s, t, v) ON CONFLICT DO NOTHING",
