@@ -61,7 +61,7 @@ def _client(client_id: str, clean: bool, addr: Address, **kwargs) -> mqtt.Client
     return client
 
 
-def end_session(client_id: str, cfg: Settings | None = None, timeout: float = 10) -> None:
+def end_session(client_id: str, cfg: Settings | None = None) -> None:
     """Discard a persistent session and what the broker queued for it (a model that is gone, a test's)."""
     addr = address(cfg or settings())
     client = _client(client_id, True, addr)
