@@ -7,7 +7,6 @@ import gc
 import mimetypes
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,14 +17,12 @@ from cim import __version__
 from cim.api import openapi, problems
 from cim.api.catalog import Catalog
 from cim.api.db import ModelDb, open_db
+from cim.api.ingest import HttpIngest
 from cim.api.live import STREAM_PATHS, LiveHub, check_access
 from cim.api.problems import problem
 from cim.api.security import check_read
 from cim.config import Settings, settings
 from cim.model.store import Model, ModelError
-
-if TYPE_CHECKING:
-    from cim.api.routes.iot import HttpIngest
 
 mimetypes.add_type("model/gltf-binary", ".glb")
 mimetypes.add_type("application/json", ".json")
@@ -110,8 +107,6 @@ def create_app(model: Model | None = None, cfg: Settings | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from cim.api.routes.iot import HttpIngest
-
         m = model or Model.open()
         _check_schema(m)
         db = await open_db(m, cfg)

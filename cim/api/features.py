@@ -176,7 +176,7 @@ def live_states(page: Page, ordered) -> CTE:
     sensors bound to an object say together (the worst status and severity, the worst open alarm). One join of
     the page's codes with the bindings, states and open alarms, not a probe per feature."""
     b, s = sensor_binding.c, sensor_state.c
-    if tuple(getattr(page.collection, "kinds", ())) == ("sensor",):
+    if page.collection.kinds == ("sensor",):
         live = func.jsonb_build_object(
             _key("status"), s.status, _key("severity"), s.severity, _key("sensors"), literal_column("1"),
             _key("value"), s.value, _key("time"), s.time, _key("alarm"), _worst_alarm())

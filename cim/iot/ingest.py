@@ -4,6 +4,7 @@ alarms and tells live listeners (NOTIFY) what changed. MQTT and HTTP both come t
 from __future__ import annotations
 
 import logging
+import math
 import time as clock
 from collections import Counter
 from dataclasses import dataclass, field
@@ -57,6 +58,18 @@ def parse_time(value: object) -> float | None:
             return None  # a time without an offset is ambiguous
         return parsed.timestamp()
     return None
+
+
+def reading(item: dict) -> tuple[float | None, object]:
+    """(epoch seconds or None, value) of one reading as MQTT and HTTP carry it: `time` and `value`, or the
+    SensorThings names `phenomenonTime` and `result`."""
+    t = item.get("time")
+    if t is None:
+        t = item.get("phenomenonTime")
+    v = item.get("value")
+    if v is None:
+        v = item.get("result")
+    return (t if type(t) is float and math.isfinite(t) else parse_time(t)), v
 
 
 def iso(t: float) -> str:

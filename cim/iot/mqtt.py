@@ -15,7 +15,7 @@ import psycopg
 
 from cim.config import Settings, settings
 from cim.iot.broker import Address, BrokerError, address
-from cim.iot.ingest import Ingest, Outcome, iso, parse_time
+from cim.iot.ingest import Ingest, Outcome, iso, reading
 from cim.model.store import Model, ModelError
 
 log = logging.getLogger("cim.iot")
@@ -47,8 +47,7 @@ def parse_message(topic_name: str, data: bytes) -> tuple[str, list[tuple[float |
     for item in items:
         if not isinstance(item, dict):
             return "payload not an object"
-        when = item.get("time", item.get("phenomenonTime"))
-        readings.append((parse_time(when), item.get("value", item.get("result"))))
+        readings.append(reading(item))
     return parts[-2], readings
 
 

@@ -7,14 +7,12 @@ import asyncio
 import contextlib
 import math
 import re
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import anyio
 import orjson
-import psycopg
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, WebSocket
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
@@ -24,14 +22,14 @@ from cim.api import openapi, params
 from cim.api.app import ApiState, state
 from cim.api.crs import CRS84, Crs, bbox_to_storage
 from cim.api.edits import edit_sensor
+from cim.api.ingest import HttpIngest
 from cim.api.live import Filter, Subscriber, check_access, parse_filter, sse_frame
 from cim.api.problems import ApiError, problem
 from cim.api.render import GEOJSON, JSON, json_response, segment, url
 from cim.api.routes.objects import OBSERVES_SQL, OPEN_ALARMS_SQL, collection_of
 from cim.api.security import require_key
-from cim.config import Settings
 from cim.iot.alarms import AlarmError, acknowledge
-from cim.iot.ingest import Ingest, Outcome, parse_time
+from cim.iot.ingest import Outcome, reading
 from cim.iot.registry import describe
 from cim.model.store import Model
 
@@ -49,45 +47,6 @@ STREAM_PARAMS = {"bbox", "layer", "kind", "sensor", "object", "alarms", "api_key
 
 
 # -- HTTP ingest ------------------------------------------------------------------------------------
-class HttpIngest:
-    """One long-lived autocommit connection and Ingest per process, one batch at a time (Ingest is not
-    thread-safe); a lost connection is opened again."""
-
-    def __init__(self, model: Model, cfg: Settings) -> None:
-        self.model = model
-        self.cfg = cfg
-        self._lock = threading.Lock()
-        self._ingest: Ingest | None = None
-        self._stale = False
-
-    def mark_stale(self) -> None:
-        """The registry changed (an edit, an import): reload it before the next batch."""
-        self._stale = True
-
-    def write(self, refs: list[str], times: list[float | None], values: list[object], actor: str) -> Outcome:
-        with self._lock:
-            try:
-                return self._write(refs, times, values, actor)
-            except (psycopg.OperationalError, psycopg.InterfaceError):
-                self.close()  # a lost connection (a database restart): once more on a new one; a batch is idempotent
-            return self._write(refs, times, values, actor)
-
-    def _write(self, refs: list[str], times: list[float | None], values: list[object], actor: str) -> Outcome:
-        if self._ingest is None:
-            self._ingest = Ingest(self.model.connect(autocommit=True), self.cfg)
-            self._stale = False
-        if self._stale:
-            self._stale = False
-            self._ingest.refresh(now=True)
-        return self._ingest.write(refs, times, values, actor)
-
-    def close(self) -> None:
-        if self._ingest is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._ingest.conn.close()
-            self._ingest = None
-
-
 @dataclass
 class Readings:
     refs: list[str] = field(default_factory=list)
@@ -120,14 +79,9 @@ def parse_observations(body: bytes, max_batch: int) -> Readings:
                 out.rejected["malformed"] += 1
                 continue
             ref = str(ref)
-        t = item.get("time")
-        if t is None:
-            t = item.get("phenomenonTime")
-        v = item.get("value")
-        if v is None:
-            v = item.get("result")
+        t, v = reading(item)
         refs.append(ref)
-        times.append(t if type(t) is float and math.isfinite(t) else parse_time(t))
+        times.append(t)
         values.append(v)
     return out
 
