@@ -48,6 +48,10 @@ class Scope:
     def attribute_keys(self) -> frozenset[str]:
         return frozenset().union(*(c.attribute_keys for c in self.collections))
 
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(k for c in self.collections for k in c.kinds))
+
     def join(self):
         return mixed_join()
 
