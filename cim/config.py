@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     """How often at most the API looks for new imports (new layers, extents, queryables)."""
     tiles_dir: Path = PROJECT_ROOT / "tiles"
     """The tilesets `cim serve` publishes at /tiles (what `cim tile` wrote)."""
+    cesium_dir: Path = PROJECT_ROOT / "node_modules" / "cesium" / "Build" / "Cesium"
+    """CesiumJS for the viewer (`npm ci`, pinned in package.json), served at /viewer/cesium, never from a CDN."""
 
     # Live IoT (see docs/iot.md)
     mqtt_url: str | None = None

@@ -134,3 +134,13 @@ def full_model(server, sample_dir) -> Model:
     import_sample(m, sample_dir)
     yield m
     drop_database(m.url)
+
+
+@pytest.fixture(scope="session")
+def sample_tiles_dir(full_model, tmp_path_factory) -> Path:
+    """The whole sample's tilesets and ground (`cim tile`), for the API and viewer servers."""
+    from cim.tiler.build import build_tiles
+
+    out = tmp_path_factory.mktemp("sample-tiles")
+    build_tiles(full_model, out, full=True)
+    return out

@@ -23,6 +23,7 @@ from cim.api.problems import problem
 from cim.api.security import check_read
 from cim.config import Settings, settings
 from cim.model.store import Model, ModelError
+from cim.viewer import is_public
 
 mimetypes.add_type("model/gltf-binary", ".glb")
 mimetypes.add_type("application/json", ".json")
@@ -82,7 +83,8 @@ class ReadAccess:
         self.cfg = cfg
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.cfg.api_public_read and scope["method"] in ("GET", "HEAD"):
+        if scope["type"] == "http" and not self.cfg.api_public_read and scope["method"] in ("GET", "HEAD") \
+                and not is_public(scope["path"]):
             try:
                 if scope["path"] in STREAM_PATHS:
                     check_access(Request(scope), self.cfg)
@@ -141,10 +143,12 @@ def create_app(model: Model | None = None, cfg: Settings | None = None) -> FastA
     openapi.install(app)
 
     from cim.api.routes import analysis, core, features, iot, objects, search, tiles
+    from cim.viewer import server as viewer
 
     for module in (core, features, objects, search, analysis, iot):
         app.include_router(module.router)
     tiles.mount(app, cfg.tiles_dir)
+    viewer.mount(app, cfg)
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=4)  # level 9 costs 5x the CPU
     app.add_middleware(CORSMiddleware, allow_origins=cfg.api_cors_origins, allow_methods=["*"],
                        allow_headers=["*"], expose_headers=["ETag", "Content-Crs", "Link"])

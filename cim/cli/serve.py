@@ -38,6 +38,7 @@ def serve_cmd(
     keys = f"{len(cfg.api_keys)} API key(s) for writes" if cfg.api_keys else "no API key: writes are disabled"
     out.print(f"serving model {m.info.name!r} at http://{host}:{port}/ (tiles from {cfg.tiles_dir}; reads "
               f"{'public' if cfg.api_public_read else 'need a key'}; {keys})")
+    out.print(f"viewer: http://{host}:{port}/viewer/ (open it in a browser)")
     # uvicorn ends by raising the SIGTERM it caught again, with the handler it found: make that an exit that
     # stops the children below, not a kill that leaves them running
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

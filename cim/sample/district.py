@@ -290,13 +290,45 @@ def _buildings(seed: int, blocks: np.ndarray, interior: np.ndarray, civic: int, 
     }, geometry=geoms, crs=CRS)
 
 
+def addresses(footprints: np.ndarray, roads: gpd.GeoDataFrame) -> np.ndarray:
+    """A street address per footprint, "<road name> <number>": the road whose segment is nearest to it (all the
+    segments of one name make one road), numbered along that road from where its segments start, odd on the
+    left and even on the right, 1, 3, 5, … and 2, 4, 6, … in order along each side. Vectorised (STRtree,
+    shapely's line functions, a sort), deterministic, and unique per footprint."""
+    n = len(footprints)
+    names = roads["name"].to_numpy(dtype=object)
+    road_names, road_of_segment = np.unique(names, return_inverse=True)
+    # one directed line per road name (its segments run the same way, end to end)
+    lines = shapely.line_merge(
+        np.array([shapely.union_all(roads.geometry.values[road_of_segment == i]) for i in range(len(road_names))]),
+        directed=True)
+    _, nearest = shapely.STRtree(roads.geometry.values).query_nearest(footprints, all_matches=False)
+    road = road_of_segment[nearest]
+    centre = shapely.centroid(footprints)
+    line = lines[road]
+    along = shapely.line_locate_point(line, centre)
+    a = shapely.get_coordinates(shapely.line_interpolate_point(line, along - 0.5))
+    b = shapely.get_coordinates(shapely.line_interpolate_point(line, along + 0.5))
+    c = shapely.get_coordinates(centre)
+    even = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]) < 0  # right
+    order = np.lexsort((np.arange(n), along, even, road))  # by road, side, position (ties: input order)
+    group = (road * 2 + even)[order]
+    first = np.maximum.accumulate(np.where(np.r_[True, group[1:] != group[:-1]], np.arange(n), 0))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - first
+    number = 2 * rank + np.where(even, 2, 1)
+    return (pd.Series(road_names[road]) + " " + pd.Series(number).astype(str)).to_numpy(dtype=object)
+
+
 def district_layers(seed: int = DEFAULT_SEED) -> dict[str, gpd.GeoDataFrame]:
-    """The district's GIS layers: 'buildings' (polygons), 'roads' (lines) and 'river' (polygon)."""
+    """The district's GIS layers: 'buildings' (polygons, each with an address on its nearest road), 'roads'
+    (lines) and 'river' (polygon)."""
     roads = _roads(seed)
     river = _river(seed)
     blocks, interior = _blocks(seed)
     civic = _civic_block(seed, blocks, interior)
     buildings = _buildings(seed, blocks, interior, civic, river, _corridors(roads))
+    buildings.insert(buildings.columns.get_loc("name") + 1, "address", addresses(buildings.geometry.values, roads))
     river_gdf = gpd.GeoDataFrame({"name": ["Qianshan He"], "kind": ["river"]}, geometry=[river], crs=CRS)
     return {"buildings": buildings, "roads": roads, "river": river_gdf}
 

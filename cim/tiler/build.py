@@ -16,6 +16,7 @@ import shapely
 from cim.config import settings
 from cim.model.store import Model
 from cim.model.terrain import Ground
+from cim.tiler import ground as ground_map
 from cim.tiler import terrain_tiles
 from cim.tiler.content import write_mesh
 from cim.tiler.georef import Frame, Geoid, find_geoid
@@ -48,6 +49,8 @@ class TileReport:
     out: Path
     heights: str
     layers: list[LayerReport] = field(default_factory=list)
+    ground: ground_map.GroundReport | None = None  # the viewer's heights grid and base map (`<out>/ground/`)
+    ground_note: str = ""  # why there is no ground, when it was asked for
 
     @property
     def objects(self) -> int:
@@ -91,6 +94,15 @@ def build_tiles(model: Model, out: Path, layers: list[str] | None = None, full: 
             report.layers.append(LayerReport(source.name, objects, tiles, written, removed,
                                              time.perf_counter() - started))
         keep = {TERRAIN} | {s.name for s in discover(conn)}
+        # The viewer's ground follows the terrain (and the water, roads and buildings drawn on its base map);
+        # a layer named "ground" would own that folder, so it then has none.
+        if layers is None or TERRAIN in layers:
+            if ground_map.GROUND in keep:
+                report.ground_note = f"not written (a layer is named {ground_map.GROUND!r})"
+            else:
+                report.ground = ground_map.build(conn, model.info.srid, geoid, out / ground_map.GROUND, full,
+                                                 progress)
+                report.ground_note = "" if report.ground else "none (the model has no DEM)"
     write_root_tileset(out, keep, geoid.description)
     return report
 
@@ -226,5 +238,11 @@ def describe(report: TileReport) -> list[str]:
     """One line per tileset and the height conversion used."""
     lines = [f"{r.name}: {r.objects} objects, {r.tiles} tiles, rewrote {r.written}"
              + (f", removed {r.removed}" if r.removed else "") + f" ({r.seconds:.1f} s)" for r in report.layers]
+    g = report.ground
+    if g is not None:
+        lines.append(f"ground: {g.grid[0]}×{g.grid[1]} heights, {g.image[0]}×{g.image[1]} base map, "
+                     + ("rewrote it" if g.written else "unchanged") + f" ({g.seconds:.1f} s)")
+    elif report.ground_note:
+        lines.append(f"ground: {report.ground_note}")
     lines.append(f"heights: {report.heights}")
     return lines

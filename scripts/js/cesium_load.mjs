@@ -29,6 +29,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { CHROMIUM_ARGS, playwrightChromium } from './chromium.mjs';
+
 const t0 = performance.now();
 const require = createRequire(import.meta.url);
 
@@ -57,19 +59,6 @@ const MIME = {
   '.xml': 'application/xml',
   '.txt': 'text/plain; charset=utf-8',
 };
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage', // a small /dev/shm (containers) otherwise crashes the GPU process
-  '--use-angle=swiftshader',
-  '--enable-unsafe-swiftshader',
-];
 
 function usage(msg) {
   process.stderr.write(`cesium_load: ${msg}\n` +
@@ -307,16 +296,7 @@ async function main() {
   if (!(await stat(tilesetFile).catch(() => null))?.isFile()) usage(`no tileset at ${tilesetFile}`);
 
   const cesiumRoot = cesiumBuildDir();
-  let chromium;
-  try {
-    ({ chromium } = require('playwright-core'));
-  } catch {
-    throw new Error('node_modules/playwright-core is missing: run `make setup` (npm ci) at the repository root');
-  }
-  const executablePath = process.env.CIM_CHROMIUM || '/usr/bin/chromium';
-  if (!(await stat(executablePath).catch(() => null))) {
-    throw new Error(`no Chromium at ${executablePath}: run \`make setup\` (apt chromium) or export CIM_CHROMIUM`);
-  }
+  const { chromium, executablePath } = await playwrightChromium();
 
   const url = '/tiles/' + opt.tileset.split('/').map(encodeURIComponent).join('/');
   const serverErrors = [];

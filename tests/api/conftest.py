@@ -16,7 +16,6 @@ import pytest
 
 from cim.api.security import digest
 from cim.model.store import Model
-from cim.tiler.build import build_tiles
 from tests.conftest import ROOT
 
 API_KEY = "test-key-of-the-api-suite"
@@ -68,13 +67,6 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
-
-
-@pytest.fixture(scope="session")
-def sample_tiles_dir(full_model, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("api-tiles")
-    build_tiles(full_model, out, full=True)
-    return out
 
 
 @pytest.fixture(scope="session")

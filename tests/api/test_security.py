@@ -140,6 +140,7 @@ TEXT_PARAMS = {
     "/search/near": ["point", "line", "distance", "geom-crs", "collections", "properties"],
     "/search/beneath": ["code", "footprint", "below", "collections"],
     "/search/box": ["bbox", "bbox-crs", "collections"],
+    "/search/text": ["q", "limit", "layer"],
     "/analysis/isolation": ["target", "at", "failed", "layer", "crs"],
     "/analysis/trace": ["start", "kind", "layer"],
     "/analysis/profile": ["line", "layers", "step"],

@@ -94,6 +94,40 @@ def test_building_attributes(layers: dict) -> None:
     assert ratio.between(2.95, 3.65).all()
 
 
+def test_building_addresses(layers: dict) -> None:
+    """Every building has "<road> <number>": its nearest road, odd numbers on the left of the road's direction
+    (west of a south-to-north road, north of a west-to-east one), even on the right, increasing along it."""
+    b, roads = layers["buildings"], layers["roads"]
+    assert b["address"].notna().all() and b["address"].is_unique
+    parts = b["address"].str.extract(r"^(?P<road>.+) (?P<number>[1-9]\d*)$")
+    assert parts.notna().all().all(), b.loc[parts["road"].isna(), "address"].head().tolist()
+    number = parts["number"].astype(int).to_numpy()
+    assert set(parts["road"]) <= set(roads["name"])
+    g = np.asarray(b.geometry.values)
+    segments = np.asarray(roads.geometry.values)
+    dist = shapely.distance(g[:, None], segments[None, :])
+    nearest = roads["name"].to_numpy()[np.argmin(dist, axis=1)]
+    same = nearest == parts["road"].to_numpy()
+    # a footprint as near to a crossing road as to its own (at a corner) may take either
+    tie = np.isclose(dist.min(1), np.array([dist[i, (roads["name"] == r).to_numpy()].min()
+                                            for i, r in enumerate(parts["road"])]))
+    assert (same | tie).all()
+    c = shapely.centroid(g)
+    cx, cy = shapely.get_x(c), shapely.get_y(c)
+    for road, rows in parts.groupby("road").groups.items():
+        line = roads.loc[roads["name"] == road].geometry.values
+        (x0, y0), (x1, y1) = shapely.get_coordinates(line[0])[[0, -1]]
+        i = b.index.get_indexer(rows)
+        vertical = x0 == x1  # segments run south to north or west to east
+        left = cx[i] < x0 if vertical else cy[i] > y0
+        assert ((number[i] % 2 == 1) == left).all(), road
+        along = cy[i] if vertical else cx[i]
+        for side in (True, False):
+            k = i[left == side]
+            ordered = number[k][np.argsort(along[left == side], kind="stable")]
+            assert (np.diff(ordered) == 2).all() and ordered[0] == (1 if side else 2), road
+
+
 def test_roads_and_river(layers: dict) -> None:
     roads, river = layers["roads"], layers["river"]
     assert roads["road_id"].is_unique and roads["road_id"].str.match(r"^R\d{4}$").all()

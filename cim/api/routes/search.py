@@ -1,5 +1,6 @@
 """3D queries across collections: what meets a 3D box, what lies within a 3D distance of a point or a line, what
-lies in an elevation range, and what lies beneath a footprint (pipes under a building or a road).
+lies in an elevation range, and what lies beneath a footprint (pipes under a building or a road). And the text
+search a viewer's search box asks: objects by unified code, name, address or source id, each with where to fly.
 
 Objects are solids as cim_3d_distance sees them (migration 0004): LOD1 blocks from base to roof, pipes with
 their diameter, BIM elements and other surfaces as surfaces. Results are GeoJSON pages like /items, each
@@ -8,23 +9,28 @@ feature with its `collection`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
 
+import numpy as np
+import orjson
 import shapely
 from fastapi import APIRouter, Depends, Query, Request
 from shapely.errors import GEOSException
-from sqlalchemy import Numeric, String, case, cast, func, literal, or_, select
+from sqlalchemy import Numeric, String, Text, case, cast, false, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 from starlette.responses import Response
 
 from cim.api import params, spatial3d
 from cim.api.app import ApiState, state
-from cim.api.catalog import NODE_KINDS, Collection, Queryable, mixed_join, mixed_queryables
-from cim.api.crs import Crs, parse_crs, to_storage
+from cim.api.catalog import NODE_KINDS, PIPE_KINDS, Collection, Queryable, mixed_join, mixed_queryables
+from cim.api.crs import CRS84, Crs, parse_crs, to_storage
 from cim.api.features import Page, add_bbox, check_properties
 from cim.api.problems import ApiError
 from cim.api.render import GEOJSON, JSON, Format, respond, self_links, url
 from cim.api.routes.features import feature_collection, geo_headers, run_page
 from cim.model.schema import city_object
+from cim.tiler.georef import Geoid, ecef, find_geoid, geodetic
 
 router = APIRouter(prefix="/search", tags=["3D queries"])
 obj = city_object.c
@@ -129,6 +135,8 @@ async def index(request: Request, f: Format | None = None) -> Response:
          "title": "objects in an elevation range: zmin, zmax"},
         {"href": url(request, "/search/beneath"), "rel": "search", "type": GEOJSON,
          "title": "objects beneath a footprint: code=… (a building or road) or footprint=WKT&below=z"},
+        {"href": url(request, "/search/text"), "rel": "search", "type": GEOJSON,
+         "title": "objects by unified code, name, address or source id: q=text"},
     ]}
     return respond(request, f, data, media=JSON)
 
@@ -266,3 +274,134 @@ async def beneath(
     return await _respond(request, st, page, {"code": code, "kind": kind, "below": level,
                                              "footprint_area_m2": round(area.area, 1)})
 
+
+# --- text search ---------------------------------------------------------------------------------------------
+
+TEXT_MAX = 200  # characters of q, after stripping
+MIN_RADIUS = 1.0  # m: a point object (sensor, node) still gives a sphere to fly to
+FIELDS = ("code", "name", "address", "source_id")  # `matched` names the first at the best tier
+
+
+@lru_cache(maxsize=1)
+def _geoid() -> Geoid:
+    """The geoid the tiler places tiles with (same settings, same grid), so that a view height is a tile height."""
+    return find_geoid()
+
+
+def _like(text: str) -> str:
+    """`text` for LIKE/ILIKE … ESCAPE '\\': its wildcards and the escape character are data."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _text_query(q: str, layers: list[str] | None, limit: int):
+    """The ranked search as one statement with bound parameters (q is never SQL text). Tiers: 0 the code itself,
+    1 a whole name / address / source id or the code's serial number (or a suffix from a dash: BLD-0001131),
+    2 a prefix (or the code's end), 3 anywhere; ties by code."""
+    text_ = literal(q, Text)
+    esc = _like(q)
+    exact = func.lower(text_)
+
+    def ilike(col, pattern: str):
+        return col.ilike(literal(pattern, Text), escape="\\")
+
+    def tier(col):
+        return case((func.lower(col) == exact, 1), (ilike(col, esc + "%"), 2), (ilike(col, "%" + esc + "%"), 3),
+                    else_=None)
+
+    serial = q.lstrip("0") if q.isdigit() else ""
+    by_serial = (func.regexp_replace(obj.code, literal("^.*-0*", Text), literal("", Text)) == literal(serial, Text)
+                 if serial else false())
+    code_tier = case((func.lower(obj.code) == exact, 0),
+                     (or_(by_serial, ilike(obj.code, "%-" + esc)), 1),
+                     (or_(ilike(obj.code, esc + "%"), ilike(obj.code, "%" + esc)), 2),
+                     (ilike(obj.code, "%" + esc + "%"), 3), else_=None)
+    name_attr, address = obj.attributes["name"].astext, obj.attributes["address"].astext
+    tiers = {"code": code_tier, "name": func.least(tier(obj.name), tier(name_attr)), "address": tier(address),
+             "source_id": tier(obj.source_id)}
+    contains = "%" + esc + "%"
+    # every tier implies one of these (an index on each at city scale; see docs/api.md)
+    found = or_(*(ilike(col, contains) for col in (obj.code, obj.name, name_attr, address, obj.source_id)),
+                *((ilike(obj.code, "%" + _like(serial)),) if serial else ()))
+    conditions = [found, obj.kind != "terrain"]
+    if layers:
+        conditions.append(obj.layer.in_(layers))
+    x0, y0, z0 = func.ST_X(func.ST_StartPoint(obj.bbox3d)), func.ST_Y(func.ST_StartPoint(obj.bbox3d)), \
+        func.ST_Z(func.ST_StartPoint(obj.bbox3d))
+    x1, y1, z1 = func.ST_X(func.ST_EndPoint(obj.bbox3d)), func.ST_Y(func.ST_EndPoint(obj.bbox3d)), \
+        func.ST_Z(func.ST_EndPoint(obj.bbox3d))
+    inner = select(obj.code, obj.kind, obj.layer, collection_id().label("collection"),
+                   func.coalesce(obj.name, name_attr).label("name"), address.label("address"), obj.geom, obj.top_z,
+                   *(t.label(f"t_{f}") for f, t in tiers.items()),
+                   x0.label("x0"), y0.label("y0"), z0.label("z0"), x1.label("x1"), y1.label("y1"), z1.label("z1")) \
+        .where(*conditions).subquery()
+    c = inner.c
+    best = func.least(*(c[f"t_{f}"] for f in FIELDS))
+    matched = case(*((c[f"t_{f}"] == best, f) for f in FIELDS[:-1]), else_=FIELDS[-1])
+    # pipes and nodes carry the name of their road: in a tie the road (or building) itself comes first
+    network_last = case((c.kind.in_(sorted(PIPE_KINDS | NODE_KINDS)), 1), else_=0)
+    gtype = func.GeometryType(c.geom)
+    point = case((gtype == "POINT", c.geom), (gtype == "LINESTRING", func.ST_LineInterpolatePoint(c.geom, 0.5)),
+                 else_=func.ST_PointOnSurface(func.ST_Force2D(func.cim_footprint(c.geom))))
+    height = case((gtype.in_(("POINT", "LINESTRING")), func.ST_Z(point)),
+                  else_=func.coalesce(c.top_z, func.ST_ZMax(c.geom)))
+    return select(c.code, c.kind, c.layer, c.collection, c.name, c.address, matched.label("matched"),
+                  best.label("tier"), func.ST_X(point), func.ST_Y(point), height,
+                  c.x0, c.y0, c.z0, c.x1, c.y1, c.z1) \
+        .where(best.is_not(None)).order_by(best, network_last, c.code).limit(limit)
+
+
+def _text_features(rows: list, srid: int) -> list[dict]:
+    """GeoJSON features: the representative point (CRS84, orthometric Z as /items gives it) and the bounding
+    sphere of the object's 3D extent with an ellipsoidal height, as the 3D Tiles place the object."""
+    if not rows:
+        return []
+    geoid = _geoid()
+    arr = np.array([r[8:] for r in rows], dtype=float)
+    point, lo, hi = arr[:, 0:3], arr[:, 3:6], arr[:, 6:9]
+    lonlat = geodetic(point, srid, geoid)[:, :2]
+    centre = geodetic((lo + hi) / 2, srid, geoid)
+    radius = np.maximum(np.linalg.norm(ecef(hi, srid, geoid) - ecef(lo, srid, geoid), axis=1) / 2, MIN_RADIUS)
+    out = []
+    for i, (code, kind, layer, collection, name, address, matched, _tier, *_) in enumerate(rows):
+        out.append({
+            "type": "Feature", "id": code,
+            "geometry": {"type": "Point", "coordinates": [round(float(lonlat[i, 0]), 8), round(float(lonlat[i, 1]), 8),
+                                                          round(float(point[i, 2]), 3)]},
+            "properties": {"code": code, "kind": kind, "layer": layer, "collection": collection, "name": name,
+                           "address": address, "matched": matched,
+                           "view": {"lon": round(float(centre[i, 0]), 8), "lat": round(float(centre[i, 1]), 8),
+                                    "height": round(float(centre[i, 2]), 3), "radius": round(float(radius[i]), 3)}},
+        })
+    return out
+
+
+@router.get("/text", summary="Objects by unified code, name, address or source id", response_class=Response,
+            responses={200: {"content": {GEOJSON: {}}}})
+async def text_search(
+    request: Request,
+    q: str = Query(..., min_length=1, description=f"What was typed: a unified code or its digits, a name, an "
+                                                  f"address or a source id (1 to {TEXT_MAX} characters)."),
+    limit: int = Query(10, ge=1, le=50, description="How many objects, best first."),
+    layer: str | None = Query(None, description="Comma-separated model layers to look in (default: all)."),
+    st: ApiState = Depends(state),
+) -> Response:
+    text_ = q.strip()
+    if not text_ or len(text_) > TEXT_MAX:
+        raise ApiError(400, f"q: 1 to {TEXT_MAX} characters (not counting spaces around them)")
+    if any(ord(ch) < 32 for ch in text_):
+        raise ApiError(400, "q: control characters cannot be searched for")
+    layers = params.names(layer)
+    if layers:
+        known = {c.layer for c in (await st.catalog.current()).values() if "terrain" not in c.kinds}
+        missing = [name for name in layers if name not in known]
+        if missing:
+            raise ApiError(400, f"layer: no layer {', '.join(map(repr, missing))} to search "
+                                f"(layers: {', '.join(sorted(known))})")
+    async with st.db.engine.connect() as conn:
+        rows = (await conn.execute(_text_query(text_, layers, limit))).all()
+    features = _text_features([tuple(r) for r in rows], st.db.srid)
+    body = {"type": "FeatureCollection", "numberReturned": len(features),
+            "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "links": self_links(request, GEOJSON, False),
+            "features": features}
+    return Response(orjson.dumps(body), media_type=GEOJSON, headers={"Content-Crs": f"<{CRS84}>"})
