@@ -1,9 +1,11 @@
-"""The issue's acceptance, as a user meets it: the whole sample served with `cim serve --live` (broker, ingester
-and simulator beside the API); one manhole cover reading pushed past its limits over MQTT shows the alarm on the
-manhole over the WebSocket and in the API within a second, and it clears with hysteresis."""
+"""The acceptance, as a user meets it: the whole sample served with `cim serve --live` (broker, ingester and
+simulator beside the API, what `make demo` ends with); one manhole cover reading pushed past its limits over MQTT
+shows the alarm on the manhole over the WebSocket and in the API within a second, and it clears with hysteresis;
+the viewer URL the command prints shows the district in Chromium, coloured by the simulator's live readings."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -16,18 +18,20 @@ from cim.db.server import drop_database
 from cim.iot.mqtt import Publisher, end_session
 from tests.api.conftest import start_server
 from tests.conftest import _new_model, import_sample
+from tests.viewer.browser import Browser
+from tests.viewer.conftest import ARTIFACTS
 
 SENSOR = "MC-0001"
 
 
 @pytest.fixture(scope="module")
-def live(server, broker, sample_dir, tmp_path_factory):
-    """A model of the whole sample served with --live; (url, model)."""
+def live(server, broker, sample_dir, sample_tiles_dir, tmp_path_factory):
+    """A model of the whole sample served with --live over the sample's tiles; (url, model, log)."""
     m = _new_model()
     import_sample(m, sample_dir)
     out = tmp_path_factory.mktemp("live")
     started = time.time()
-    proc, url = start_server(m, out, out / "serve.log", "--live")
+    proc, url = start_server(m, sample_tiles_dir, out / "serve.log", "--live")
     try:
         # the simulator's readings come through MQTT and the ingester: a state newer than the start shows it
         deadline = time.monotonic() + 90
@@ -38,7 +42,7 @@ def live(server, broker, sample_dir, tmp_path_factory):
             time.sleep(0.5)
         else:
             raise AssertionError(f"no live reading arrived: {(out / 'serve.log').read_text()[-2000:]}")
-        yield url, m
+        yield url, m, out / "serve.log"
     finally:
         proc.terminate()
         try:
@@ -78,7 +82,7 @@ def _open_rules(url: str, obj: str) -> set[str]:
 
 
 def test_a_reading_past_the_limit_shows_on_the_object_within_a_second_and_clears_with_hysteresis(live):
-    url, m = live
+    url, m, _ = live
     sensor = httpx.get(f"{url}/iot/sensors/{SENSOR}", timeout=10).json()["properties"]
     manhole = sensor["objects"][0]
     assert sensor["observes"][0]["collection"] == "drainage-nodes"
@@ -109,3 +113,24 @@ def test_a_reading_past_the_limit_shows_on_the_object_within_a_second_and_clears
         assert not {"H", "HH"} & _open_rules(url, manhole)
     pub.close(10)
     print(f"reading → alarm on the WebSocket in {took * 1000:.0f} ms")
+
+
+def test_the_printed_viewer_url_shows_the_district_coloured_live(live):
+    _, m, log = live
+    printed = re.search(r"viewer: (http://\S+)", log.read_text())
+    assert printed, log.read_text()[-2000:]
+    with Browser.launch(timeout=180, log_path=ARTIFACTS / "logs" / "live_demo.log") as b:
+        b.goto(printed.group(1))
+        b.wait_for("window.cim !== undefined", timeout=180, polling=0.25)
+        b.wait_for("cim.settled()", timeout=180, polling=0.25)
+        assert b.evaluate("cim.painter.features.size") > 500 and b.evaluate("cim.layers.failed") == []
+        # the simulator's readings arrive over the WebSocket and colour the objects they observe
+        b.wait_for("cim.live.received > 0", timeout=60, polling=0.25)
+        sensors = b.evaluate("cim.live.sensors.size")
+        assert sensors == len(httpx.get(printed.group(1).replace("/viewer/", "/iot/sensors"),
+                                         params={"limit": 1000}, timeout=10).json()["features"])
+        assert b.evaluate("cim.painter.live.size") > 0
+        b.screenshot(ARTIFACTS / "00_demo_url.png")
+        events = b.events()
+    assert events["externalRequests"] == [] and events["consoleErrors"] == [] and events["pageErrors"] == []
+    assert events["failedRequests"] == [] and events["badResponses"] == []

@@ -6,6 +6,7 @@ SwiftShader); each test starts from the select tool with nothing selected. Scree
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -28,8 +29,10 @@ SELECTED = "#ffd700"
 
 @pytest.fixture(scope="module")
 def page(viewer_server, artifacts) -> Iterator[Browser]:
+    printed = re.search(r"viewer: (http://\S+)", viewer_server.log.read_text())  # what `cim serve` tells the user
+    assert printed and printed.group(1) == viewer_server.url + "/viewer/", viewer_server.log.read_text()
     with Browser.launch(width=WIDTH, height=HEIGHT, timeout=180, log_path=artifacts / "logs" / "viewer.log") as b:
-        b.goto(viewer_server.url + "/viewer/")
+        b.goto(printed.group(1))
         b.wait_for("window.cim !== undefined", timeout=180, polling=0.25)
         settle(b)
         yield b

@@ -9,7 +9,7 @@ const HIDDEN = new Set(['links']);
 
 function value(v) {
   if (v === null || v === undefined) return '—';
-  if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString() : v.toFixed(3).replace(/\.?0+$/, '');
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toFixed(3).replace(/\.?0+$/, ''); // years stay 2001
   if (typeof v === 'object') return table(v);
   return String(v);
 }

@@ -44,7 +44,8 @@ export class Tools {
   }
 
   show(...children) {
-    this.body.replaceChildren(h('button', { style: 'float:right', onclick: () => this.clear() }, 'Clear'), ...children);
+    this.body.replaceChildren(h('button', { style: 'float:right', onclick: () => this.clear() }, 'Clear'),
+      ...children.filter((c) => c !== null && c !== undefined));
     this.box.hidden = false;
   }
 
