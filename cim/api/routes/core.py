@@ -47,6 +47,8 @@ async def landing(request: Request, f: Format | None = None) -> Response:
             {"href": url(request, "/search/box"), "rel": "search", "type": JSON, "title": "3D queries"},
             {"href": url(request, "/analysis"), "rel": "service", "type": JSON, "title": "pipe network analyses"},
             {"href": url(request, "/", f="html"), "rel": "service-doc", "type": HTML, "title": "these pages"},
+            {"href": url(request, "/viewer/"), "rel": "related", "type": HTML,
+             "title": "the 3D viewer (CesiumJS): the model with live states and pipe tools"},
         ],
     }
     return respond(request, f, data)
