@@ -103,7 +103,10 @@ def write_layer_tileset(folder: Path, root: Tile, records: dict[str, TileRecord]
     """Write `folder`/tileset.json and the index; remove tiles no longer in the tree. Returns how many."""
     node, lo, hi = _tile_json(root, records, refine)
     node["transform"] = frame.matrix()
-    error = float(max(max_size, root.error))
+    # What is lost when the layer is not drawn at all: the layer itself, not its biggest object. (A pipe network
+    # with 0.5 m here would vanish from CesiumJS a hundred metres away.)
+    extent = float(np.linalg.norm(hi - lo)) if np.isfinite(lo).all() and np.isfinite(hi).all() else 0.0
+    error = float(max(max_size, root.error, extent))
     write_json(folder / "tileset.json", {
         "asset": {"version": "1.1", "generator": "cim", "extras": {"heights": heights}},
         "extras": {"layer": name, "srid": frame.srid, "origin": index.origin, "longitude": frame.lonlat[0],

@@ -206,7 +206,12 @@ def _long_water_pipe(model) -> tuple[str, float, float, float, float]:
 
 
 def test_underground_view_and_burst_isolation_highlight_the_expected_valves(fresh, viewer_server, artifacts):
-    code, x, y, z, _ = _long_water_pipe(viewer_server.model)
+    # a main with a pressure or flow sensor on it: the sensor's point is drawn over the pipe, and the click on the
+    # pipe there must still pick the pipe
+    code, x, y, z = fetch(viewer_server.model, "SELECT o.code, ST_X(s.geom), ST_Y(s.geom), ST_Z(s.geom) "
+                          "FROM city_object o JOIN sensor_binding b ON b.object_code = o.code JOIN city_object s ON "
+                          "s.code = b.sensor_code JOIN pipe_segment p ON p.code = o.code WHERE o.layer = 'water' "
+                          "AND ST_3DDistance(o.geom, s.geom) < 0.01 ORDER BY p.diameter_mm DESC, o.code LIMIT 1")[0]
     lon, lat = lonlat(x, y)
     expected = isolate(valve_segments(load_graph(viewer_server.model, "water")), code, (), False)
     assert expected.valves_to_close
@@ -218,7 +223,9 @@ def test_underground_view_and_burst_isolation_highlight_the_expected_valves(fres
     fresh.screenshot(artifacts / "05_underground.png")
 
     fresh.click('#tools button[data-tool="isolation"]')
-    fresh.mouse("click", *screen(fresh, lon, lat, z))
+    at = screen(fresh, lon, lat, z)
+    assert fresh.evaluate("cim.viewer.scene.pick(new Cesium.Cartesian2(arg[0], arg[1]))?.id?.sensor", at)
+    fresh.mouse("click", *at)
     fresh.wait_for("cim.highlighted().valve_to_close", timeout=60)
     got = fresh.evaluate("cim.highlighted()")
     assert sorted(got["valve_to_close"]) == sorted(expected.valves_to_close)
@@ -227,8 +234,8 @@ def test_underground_view_and_burst_isolation_highlight_the_expected_valves(fres
     listed = fresh.evaluate("[...document.querySelectorAll('#tool-box [data-role=valve_to_close] a.code')]"
                             ".map((a) => a.dataset.code)")
     assert sorted(listed) == sorted(expected.valves_to_close)
-    # the valves in view are drawn in the valve colour
-    fresh.evaluate("cim.viewer.camera.zoomOut(150)")
+    # the viewer frames the answer; the valves in view are drawn in the valve colour
+    fresh.wait_for("!cim.viewer.camera._currentFlight", timeout=30)
     settle(fresh)
     drawn = {v: fresh.evaluate("cim.drawnColors(arg)", v) for v in expected.valves_to_close}
     assert any(drawn.values()), drawn
@@ -296,6 +303,33 @@ def test_search_by_name_flies_to_the_building(fresh, viewer_server, artifacts):
     fresh.wait_for("document.getElementById('panel-code')?.textContent === arg", code, timeout=30)
     settle(fresh)
     fresh.screenshot(artifacts / "09_search.png")
+
+
+def test_panel_close_and_escape_end_the_selection_and_the_tool(fresh, viewer_server):
+    code = fetch(viewer_server.model, "SELECT code FROM city_object WHERE layer = 'roads' ORDER BY code LIMIT 1")[0][0]
+    fresh.evaluate("cim.select(arg)", code)
+    fresh.wait_for("document.getElementById('panel-code')?.textContent === arg", code, timeout=30)
+    fresh.click("#panel-close")
+    assert fresh.evaluate("cim.selected()") is None and not fresh.visible("#panel")
+    fresh.click('#tools button[data-tool="profile"]')  # the button keeps the focus
+    fresh.press("Escape")
+    assert fresh.evaluate("cim.tools.tool") == "select"
+
+
+def test_search_for_a_node_flies_underground_and_back_restores_the_layers(fresh, viewer_server):
+    code = fetch(viewer_server.model, "SELECT code FROM city_object WHERE layer = 'water' AND kind = 'water_node' "
+                                      "ORDER BY code LIMIT 1 OFFSET 99")[0][0]
+    fresh.click('#layer-list li[data-layer="river"] input[type=checkbox]')  # the user hid the river
+    fresh.fill("#search-input", code)
+    fresh.wait_for("document.querySelector(`#search-results li[data-code='${arg}']`)", code, timeout=30)
+    fresh.press("Enter", "#search-input")
+    fresh.wait_for("cim.selected() === arg", code, timeout=30)
+    assert fresh.evaluate("document.getElementById('underground').checked") is True
+    assert fresh.evaluate("cim.viewer.scene.globe.translucency.enabled") is True
+    fresh.click("#underground")
+    shown = fresh.evaluate("Object.fromEntries([...cim.layers.byId].map(([k, v]) => [k, v.tileset.show]))")
+    assert shown["buildings"] is True and shown["roads"] is True and shown["river"] is False
+    fresh.click('#layer-list li[data-layer="river"] input[type=checkbox]')
 
 
 def test_no_errors_after_all_the_interactions(page):

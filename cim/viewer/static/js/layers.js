@@ -18,7 +18,8 @@ export class Layers {
       try {
         const resource = new Cesium.Resource({ url: info.url, headers: headers() });
         const tileset = await Cesium.Cesium3DTileset.fromUrl(resource, {
-          maximumScreenSpaceError: 8,
+          // pipes and nodes are thin: refine them sooner, or a street's pipes thin out a hundred metres away
+          maximumScreenSpaceError: ['pipes', 'nodes'].includes(info.family) ? 2 : 8,
           show: info.show,
         });
         tileset.cimLayer = info;

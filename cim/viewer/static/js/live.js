@@ -18,6 +18,7 @@ export class Live {
     this.socket = null;
     this.status = document.getElementById('live-status');
     this.closed = false;
+    this.retries = 0;
   }
 
   async start() {
@@ -25,6 +26,15 @@ export class Live {
     for (const f of states.features) this.put(f.properties.sensor, f.properties, f.geometry);
     this.refreshObjects([...this.sensors.values()].flatMap((s) => s.objects));
     this.connect();
+  }
+
+  async resync() {
+    try {
+      const states = await get('/iot/states');
+      for (const f of states.features) this.put(f.properties.sensor, f.properties, f.geometry);
+      this.refreshObjects([...this.sensors.values()].flatMap((s) => s.objects));
+      this.viewer.scene.requestRender();
+    } catch { /* the next reconnect tries again */ }
   }
 
   put(code, p, geometry) {
@@ -82,6 +92,8 @@ export class Live {
     ws.onopen = () => {
       this.status.textContent = 'live';
       this.status.className = 'up';
+      if (this.retries > 0) this.resync(); // what changed while the socket was down
+      this.retries = 0;
     };
     ws.onmessage = (event) => {
       const msg = JSON.parse(event.data);
@@ -96,7 +108,8 @@ export class Live {
     ws.onclose = () => {
       this.status.textContent = 'live: reconnecting';
       this.status.className = '';
-      if (!this.closed) setTimeout(() => this.connect(), 2000);
+      this.retries += 1;
+      if (!this.closed) setTimeout(() => this.connect(), Math.min(30000, 1000 * 2 ** Math.min(this.retries, 5)));
     };
     ws.onerror = () => ws.close();
   }

@@ -106,15 +106,42 @@ async function main() {
     Cesium.Math.toDegrees(homeCentre.latitude), 0, homeRadius * 0.8, { pitch: -0.8, duration });
   await home(0);
 
+  const undergroundBox = document.getElementById('underground');
+  const SURFACE = ['buildings', 'landmarks', 'bim', 'roads', 'river'];
+  let shownBefore = null; // the surface layers' show state before going underground
+  const goUnderground = (on) => {
+    undergroundBox.checked = on;
+    underground.set(underground.opacity, on);
+    // what stands or lies on the ground would hide the pipes again (and take the clicks meant for them)
+    if (on && !shownBefore) {
+      shownBefore = Object.fromEntries(SURFACE.map((id) => [id, layers.byId.get(id)?.tileset.show]));
+      for (const id of SURFACE) layers.setShow(id, false);
+    } else if (!on && shownBefore) {
+      for (const id of SURFACE) layers.setShow(id, shownBefore[id] ?? true);
+      shownBefore = null;
+    }
+  };
+  undergroundBox.addEventListener('change', () => goUnderground(undergroundBox.checked));
+  const buried = (collection) => {
+    const info = config.layers.find((l) => l.id === collection);
+    return !!info && (['pipes', 'nodes'].includes(info.family) || info.id === 'tunnels');
+  };
+
+  /** Fly to a search answer's bounding sphere; underground when the object is. */
+  const flyToFound = (f, options = {}) => {
+    if (buried(f.properties.collection)) goUnderground(true);
+    const v = f.properties.view;
+    return look(viewer, v.lon, v.lat, v.height, v.radius, options);
+  };
   const flyTo = async (code, options = {}) => {
     const found = await get('/search/text', { q: code, limit: 1 });
     const f = found.features.find((x) => x.properties.code === code);
     if (!f) throw new Error(`${code}: not found`);
-    const v = f.properties.view;
-    return look(viewer, v.lon, v.lat, v.height, v.radius, options);
+    return flyToFound(f, options);
   };
 
-  const panel = new Panel({ onCode: (code) => select(code, { fly: true }), toast });
+  const panel = new Panel({ onCode: (code) => select(code, { fly: true }), onClose: () => select(null), toast,
+    writes: config.writes });
   const select = (code, { fly = false } = {}) => {
     painter.select(code);
     if (!code) {
@@ -125,24 +152,31 @@ async function main() {
     if (fly) flyTo(code).catch((err) => toast(err.message, true));
   };
 
-  /** The unified code of what is drawn at a window position (a tile feature or a sensor point). */
-  const pickCode = (position) => {
-    const picked = viewer.scene.pick(position);
-    if (!picked) return null;
-    if (picked.id?.sensor) return { code: picked.id.sensor, info: { family: 'sensors' } };
+  const identify = (picked) => {
+    if (picked?.id?.sensor) return { code: picked.id.sensor, info: { family: 'sensors' } };
     if (picked instanceof Cesium.Cesium3DTileFeature) {
       const code = picked.getProperty('code');
       return code ? { code, info: layers.of(picked.tileset) } : null;
     }
     return null;
   };
+  /** The unified code of what is drawn at a window position (a tile feature or a sensor point); with `wanted`,
+   *  the first such object down the line of sight (a sensor point may sit on the pipe asked for). */
+  const pickCode = (position, wanted) => {
+    if (!wanted) return identify(viewer.scene.pick(position));
+    for (const picked of viewer.scene.drillPick(position, 8)) {
+      const hit = identify(picked);
+      if (hit && wanted(hit)) return hit;
+    }
+    return null;
+  };
 
-  const tools = new Tools({ viewer, painter, layers, pickCode, onCode: (code) => select(code, { fly: true }), toast });
+  const tools = new Tools({ viewer, painter, layers, pickCode, onCode: (code) => select(code, { fly: true }), toast,
+    geoidHeight: config.geoid_height });
   const live = new Live(viewer, painter, config.geoid_height, (msg) => panel.update(msg));
   const search = new Search({ toast, onPick: (f) => {
-    const v = f.properties.view;
     select(f.properties.code);
-    look(viewer, v.lon, v.lat, v.height, v.radius);
+    flyToFound(f);
   } });
 
   const handler = new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas);
@@ -153,18 +187,12 @@ async function main() {
   }, Cesium.ScreenSpaceEventType.LEFT_CLICK);
   handler.setInputAction(() => tools.doubleClick(), Cesium.ScreenSpaceEventType.LEFT_DOUBLE_CLICK);
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape' && e.target === document.body) {
+    if (e.key === 'Escape' && !e.target.matches('input:not([type=checkbox]):not([type=range]), textarea')) {
       select(null);
       tools.setTool('select');
     }
   });
   document.getElementById('home').addEventListener('click', () => home());
-  const undergroundBox = document.getElementById('underground');
-  undergroundBox.addEventListener('change', () => {
-    underground.set(underground.opacity, undergroundBox.checked);
-    // what stands or lies on the ground would hide the pipes again (and take the clicks meant for them)
-    for (const id of ['buildings', 'landmarks', 'bim', 'roads', 'river']) layers.setShow(id, !undergroundBox.checked);
-  });
 
   try {
     await live.start();

@@ -62,7 +62,8 @@ export class Painter {
 
   apply(feature, code) {
     const tint = this.tint(code);
-    const alpha = this.opacity.get(feature.tileset) ?? 1;
+    // what is selected or highlighted shows whole even in a faded layer
+    const alpha = code === this.selected || this.roles.has(code) ? 1 : this.opacity.get(feature.tileset) ?? 1;
     const c = tint ? this.color(tint).withAlpha(alpha) : Cesium.Color.WHITE.withAlpha(alpha);
     feature.color = c;
   }
@@ -70,7 +71,7 @@ export class Painter {
   watch(tileset) {
     // MIX keeps a feature's own colours where its colour is white and tints it strongly elsewhere
     tileset.colorBlendMode = Cesium.Cesium3DTileColorBlendMode.MIX;
-    tileset.colorBlendAmount = 0.8;
+    tileset.colorBlendAmount = 0.9;
     tileset.tileLoad.addEventListener((tile) => this.eachFeature(tile.content, (f, code) => {
       let set = this.features.get(code);
       if (!set) this.features.set(code, (set = new Set()));

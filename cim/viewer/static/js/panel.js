@@ -23,14 +23,15 @@ function table(obj) {
 const when = (t) => (t ? new Date(t).toLocaleString() : '—');
 
 export class Panel {
-  constructor({ onCode, toast }) {
+  constructor({ onCode, onClose, toast, writes }) {
     this.box = document.getElementById('panel');
     this.body = document.getElementById('panel-body');
     this.onCode = onCode; // a code in the panel was clicked
+    this.writes = writes; // whether the server takes writes at all (has API keys)
     this.toast = toast;
     this.code = null;
     this.token = 0;
-    document.getElementById('panel-close').addEventListener('click', () => this.close());
+    document.getElementById('panel-close').addEventListener('click', () => onClose());
   }
 
   link(code) {
@@ -57,7 +58,7 @@ export class Panel {
     if (token !== this.token) return;
     this.object = o;
     const parts = [
-      h('h3', { id: 'panel-title' }, o.name || o.kind),
+      h('h3', { id: 'panel-title' }, o.name || o.attributes?.address || o.kind),
       h('div', {}, h('span', { class: 'code', id: 'panel-code' }, o.code), ` · ${o.kind} · ${o.collection || o.layer}`),
       h('h4', {}, 'Object'),
       table({ layer: o.layer, status: o.status, base_z: o.base_z, top_z: o.top_z, lod: o.lod,
@@ -84,7 +85,7 @@ export class Panel {
     const sensorsBox = h('div', { id: 'panel-sensors' });
     const alarmsBox = h('div', { id: 'panel-alarms' });
     parts.push(h('h4', {}, `Sensors (${o.sensors?.length || 0})`), sensorsBox,
-      h('h4', {}, `Active alarms (${o.alarms?.length || 0})`), alarmsBox);
+      h('h4', { id: 'panel-alarms-title' }, 'Active alarms'), alarmsBox);
     this.body.replaceChildren(...parts);
     this.renderAlarms(alarmsBox, o.alarms || []);
     await this.renderSensors(sensorsBox, o, token);
@@ -127,7 +128,7 @@ export class Panel {
       box.append(h('div', { class: 'sensor', 'data-sensor': s.code },
         this.link(s.code), ` ${s.kind} `,
         h('strong', { class: `status-${s.status}`, 'data-value': s.code }, s.value === null ? '—' : `${value(s.value)} ${s.unit || ''}`),
-        ` ${s.status} · ${when(s.time)}`));
+        ' ', h('span', { 'data-status': s.code }, s.status), ' · ', h('span', { 'data-time': s.code }, when(s.time))));
     }
     let history;
     try {
@@ -154,6 +155,8 @@ export class Panel {
 
   renderAlarms(box, alarms) {
     box.replaceChildren();
+    const title = this.body.querySelector('#panel-alarms-title');
+    if (title) title.textContent = `Active alarms (${alarms.length})`;
     if (!alarms.length) {
       box.append(h('em', {}, 'none'));
       return;
@@ -164,7 +167,12 @@ export class Panel {
         h('small', {}, `${a.state} since ${when(a.raised_at)}`,
           a.acknowledged_at ? ` · acknowledged by ${a.acknowledged_by || '?'} ${when(a.acknowledged_at)}` : ''));
       if (a.state === 'active') {
-        div.append(h('br'), h('button', { class: 'ack', onclick: () => this.acknowledge(a, div) }, 'Acknowledge'));
+        const button = h('button', { class: 'ack', onclick: () => this.acknowledge(a, div) }, 'Acknowledge');
+        if (!this.writes) {
+          button.disabled = true;
+          button.title = 'this server takes no writes: it has no API key configured (CIM_API_KEYS)';
+        }
+        div.append(h('br'), button);
       }
       box.append(div);
     }
@@ -196,6 +204,10 @@ export class Panel {
       if (cell) {
         cell.textContent = `${value(msg.value)} ${msg.unit || ''}`;
         cell.className = `status-${msg.status}`;
+        const status = this.body.querySelector(`[data-status="${msg.sensor}"]`);
+        const time = this.body.querySelector(`[data-time="${msg.sensor}"]`);
+        if (status) status.textContent = msg.status;
+        if (time) time.textContent = when(msg.time);
       }
     } else if (msg.type === 'alarm') {
       get(`/objects/${encodeURIComponent(this.code)}`).then((o) => {

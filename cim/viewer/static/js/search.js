@@ -9,6 +9,7 @@ export class Search {
     this.onPick = onPick; // (feature) chosen
     this.toast = toast;
     this.results = [];
+    this.query = null; // what `results` answer
     this.active = 0;
     this.timer = null;
     this.seq = 0;
@@ -36,6 +37,7 @@ export class Search {
     }
     if (seq !== this.seq) return this.results;
     this.results = answer.features;
+    this.query = q;
     this.active = 0;
     this.render();
     return this.results;
@@ -61,7 +63,8 @@ export class Search {
       e.preventDefault();
       clearTimeout(this.timer);
       // Enter before the debounce fired searches first
-      (this.list.hidden ? this.search() : Promise.resolve(this.results)).then((r) => {
+      const current = this.query === this.input.value.trim();
+      (current ? Promise.resolve(this.results) : this.search()).then((r) => {
         if (r.length) this.pick(r[this.active] || r[0]);
       });
     } else if (e.key === 'Escape') {

@@ -15,13 +15,15 @@ const PROMPTS = {
 };
 
 export class Tools {
-  constructor({ viewer, painter, layers, pickCode, onCode, toast }) {
+  constructor({ viewer, painter, layers, pickCode, onCode, toast, geoidHeight }) {
     this.viewer = viewer;
     this.painter = painter;
     this.layers = layers;
     this.pickCode = pickCode; // window position → {code, info} of the feature there, or null
     this.onCode = onCode;
     this.toast = toast;
+    this.geoidHeight = geoidHeight;
+    this.pitDone = false; // the corners drawn are those of the last pit checked
     this.tool = 'select';
     this.points = [];
     this.answer = null; // the last analysis answer (GeoJSON with highlight, summary, result)
@@ -35,6 +37,7 @@ export class Tools {
 
   setTool(name) {
     this.tool = name;
+    this.pitDone = false;
     for (const b of document.querySelectorAll('#tools button')) b.classList.toggle('active', b.dataset.tool === name);
     this.points = [];
     this.redraw();
@@ -57,13 +60,13 @@ export class Tools {
     this.box.hidden = true;
   }
 
-  pitForm() {
+  pitForm(depth = 3, margin = 1) {
     return h('div', {},
-      h('label', {}, 'Depth (m) ', h('input', { id: 'pit-depth', type: 'number', value: 3, min: 0.1, max: 200, step: 0.1, style: 'width:60px' })),
+      h('label', {}, 'Depth (m) ', h('input', { id: 'pit-depth', type: 'number', value: depth, min: 0.1, max: 200, step: 0.1, style: 'width:60px' })),
       ' ',
-      h('label', {}, 'Margin (m) ', h('input', { id: 'pit-margin', type: 'number', value: 1, min: 0, max: 100, step: 0.1, style: 'width:60px' })),
-      ' ', h('button', { id: 'pit-finish', onclick: () => this.excavate() }, 'Finish'),
-      ' ', h('span', { id: 'pit-count' }, '0 corners'));
+      h('label', {}, 'Margin (m) ', h('input', { id: 'pit-margin', type: 'number', value: margin, min: 0, max: 100, step: 0.1, style: 'width:60px' })),
+      ' ', h('button', { id: 'pit-finish', onclick: () => this.excavate() }, this.pitDone ? 'Check again' : 'Finish'),
+      ' ', h('span', { id: 'pit-count' }, this.pitDone ? 'click the map for a new pit' : `${this.points.length} corners`));
   }
 
   /** The ground under a window position, as [lon, lat] degrees. */
@@ -79,10 +82,10 @@ export class Tools {
   /** A click in the map while a tool is on; returns true when the tool took it. */
   click(position) {
     if (this.tool === 'isolation') {
-      const hit = this.pickCode(position);
-      if (!hit) return true;
-      if (!['pipes', 'nodes'].includes(hit.info?.family)) {
-        this.toast(`${hit.code} is not part of a pipe network: click a pipe`, true);
+      const hit = this.pickCode(position, (x) => ['pipes', 'nodes'].includes(x.info?.family));
+      if (!hit) {
+        const other = this.pickCode(position);
+        this.toast(other ? `${other.code} is not part of a pipe network: click a pipe` : 'click a pipe', true);
         return true;
       }
       this.isolate(hit.code, hit.info.layer);
@@ -91,7 +94,10 @@ export class Tools {
     if (this.tool === 'excavation' || this.tool === 'profile') {
       const g = this.ground(position);
       if (!g) return true;
-      if (this.tool === 'profile' && this.points.length >= 2) this.points = []; // a new cut line
+      if ((this.tool === 'profile' && this.points.length >= 2) || this.pitDone) {
+        this.points = []; // a new cut line, or a new pit
+        this.pitDone = false;
+      }
       this.points.push(g);
       this.redraw();
       if (this.tool === 'profile' && this.points.length === 2) this.profile();
@@ -159,11 +165,25 @@ export class Tools {
   async isolate(code, layer) {
     const a = await this.run(`Burst isolation of ${code}`, () => get('/analysis/isolation', { target: code, layer, 'plan-b': false }));
     if (!a) return;
+    this.frame(a.features);
     const r = a.highlight;
     this.show(h('h3', {}, `Burst on ${r.target?.[0] || code} (${layer})`), this.summary(a.summary),
       this.list('valve_to_close', r.valve_to_close), this.list('valve_failed', r.valve_failed),
       this.list('affected_building', r.affected_building), this.list('isolated_pipe', r.isolated_pipe, 30),
       this.list('cut_off_pipe', r.cut_off_pipe, 30));
+  }
+
+  /** The camera on an answer's features (GeoJSON in CRS84, orthometric heights). */
+  frame(features) {
+    const points = [];
+    const add = (c) => (typeof c[0] === 'number'
+      ? points.push(Cesium.Cartesian3.fromDegrees(c[0], c[1], (c[2] ?? 0) + this.geoidHeight)) : c.forEach(add));
+    for (const f of features || []) if (f.geometry) add(f.geometry.coordinates);
+    if (!points.length) return;
+    const sphere = Cesium.BoundingSphere.fromPoints(points);
+    this.viewer.camera.flyToBoundingSphere(sphere, {
+      offset: new Cesium.HeadingPitchRange(0, -1.2, Math.max(sphere.radius * 2.5, 60)), duration: 1,
+    });
   }
 
   async excavate() {
@@ -177,7 +197,8 @@ export class Tools {
     const a = await this.run('Excavation check', () => post('/analysis/excavation',
       { polygon: { type: 'Polygon', coordinates: [ring] }, depth, margin }));
     if (!a) return;
-    this.show(h('h3', {}, `Pit ${depth} m deep, ${margin} m margin`), this.summary(a.summary),
+    this.pitDone = true; // the next click starts a new pit; the form checks this one again at another depth
+    this.show(h('h3', {}, `Pit ${depth} m deep, ${margin} m margin`), this.pitForm(depth, margin), this.summary(a.summary),
       this.list('hit', a.highlight.hit), this.list('too_close', a.highlight.too_close),
       !a.highlight.hit?.length && !a.highlight.too_close?.length ? h('p', {}, 'No pipe is hit or too close.') : null);
   }
