@@ -6,7 +6,7 @@ CIM    := $(BIN)/cim
 SAMPLE := sample_data/build
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test setup sysdeps venv sample import-sample tiles serve db-up db-down broker-up broker-down lint bench-import bench-ifc bench-pipes bench-tiles bench-api bench-iot clean
+.PHONY: demo test setup sysdeps venv sample import-sample tiles serve db-up db-down broker-up broker-down lint bench-import bench-ifc bench-pipes bench-tiles bench-scale bench-api bench-iot clean
 
 demo: setup db-up sample import-sample tiles  ## set everything up, import the sample district, build its tiles, serve the API with live sensors
 	@$(CIM) info
@@ -81,6 +81,9 @@ bench-pipes: setup db-up  ## valve segments of a 16,000-pipe network beside WNTR
 
 bench-tiles: setup db-up  ## 100,000 LOD1 buildings from PostGIS to 3D Tiles, beside py3dtiles' PostGIS export
 	$(BIN)/python bench/bench_tiles.py
+
+bench-scale: setup db-up  ## 1,000,000 synthetic buildings tiled on a Dask cluster of 1, 2 and 4 workers: scaling, s per million
+	$(BIN)/python bench/bench_scale.py
 
 bench-api: setup db-up  ## items?bbox=…&limit=100 under 20 connections (wrk): requests/s, p50/p99, beside tipg 1.6.1
 	$(BIN)/python bench/bench_api.py

@@ -5,32 +5,31 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import shapely
 
 from cim.config import settings
+from cim.db.server import conninfo
 from cim.model.store import Model
-from cim.model.terrain import Ground
 from cim.tiler import ground as ground_map
 from cim.tiler import terrain_tiles
-from cim.tiler.content import write_mesh
+from cim.tiler.content import TMP_SUFFIX
 from cim.tiler.georef import Frame, Geoid, find_geoid
-from cim.tiler.mesh import Mesh
-from cim.tiler.shapes.nodes import node_solids
-from cim.tiler.shapes.prisms import prisms
-from cim.tiler.shapes.surfaces import draped, surfaces
-from cim.tiler.shapes.tubes import tubes
-from cim.tiler.sources import TERRAIN, TilesetSource, discover, fetch_sql, plan_sql
+from cim.tiler.parallel import Executor, executor
+from cim.tiler.sources import TERRAIN, TilesetSource, discover, plan_sql
 from cim.tiler.tileset import LayerIndex, TileRecord, write_layer_tileset, write_root_tileset
 from cim.tiler.tree import build_tree
+from cim.tiler.work import TUBE_SIDES, LayerJob, TileWork, tile_mesh
+
+__all__ = ["build_tiles", "describe", "settings_key", "tile_mesh"]
 
 TILER_VERSION = "1"
-TUBE_SIDES = 8
+CHUNK_OBJECTS = 5000  # objects per task: one query and a few tiles, well above a task's fixed cost
 Progress = Callable[[str, int, int], None]
 
 
@@ -51,6 +50,7 @@ class TileReport:
     layers: list[LayerReport] = field(default_factory=list)
     ground: ground_map.GroundReport | None = None  # the viewer's heights grid and base map (`<out>/ground/`)
     ground_note: str = ""  # why there is no ground, when it was asked for
+    executor: str = ""  # where the tiles' content was written
 
     @property
     def objects(self) -> int:
@@ -72,11 +72,27 @@ def settings_key(geoid: Geoid) -> str:
 
 
 def build_tiles(model: Model, out: Path, layers: list[str] | None = None, full: bool = False,
-                progress: Progress | None = None) -> TileReport:
-    """Tile the model into `out`; `layers` limits it to those tilesets, `full` rewrites every tile."""
+                progress: Progress | None = None, scheduler: str | None = None, workers: int | None = None,
+                chunk_objects: int = CHUNK_OBJECTS) -> TileReport:
+    """Tile the model into `out`; `layers` limits it to those tilesets, `full` rewrites every tile.
+
+    The tiles' content is written by chunks of about `chunk_objects` objects, on the Dask cluster whose
+    scheduler is at `scheduler` (tcp://host:port; its workers must reach the model's database and `out`), else
+    on `workers` local processes (default: every core; 1 = this process). The output is the same either way."""
     geoid = find_geoid()
     report = TileReport(out, geoid.description)
     out.mkdir(parents=True, exist_ok=True)
+    run = _Run(executor(scheduler, workers), conninfo(model.url), chunk_objects)
+    report.executor = run.executor.name
+    try:
+        _build_all(model, out, layers, full, progress, geoid, report, run)
+    finally:
+        run.executor.close()
+    return report
+
+
+def _build_all(model: Model, out: Path, layers: list[str] | None, full: bool, progress: Progress | None,
+               geoid: Geoid, report: TileReport, run: _Run) -> None:
     with model.connect() as conn:
         sources = discover(conn, layers)
         if layers is None or TERRAIN in layers:
@@ -84,13 +100,10 @@ def build_tiles(model: Model, out: Path, layers: list[str] | None = None, full: 
                                       progress)
             if rep is not None:
                 report.layers.append(LayerReport(TERRAIN, *rep))
-        ground = None
         for source in sources:
             started = time.perf_counter()
-            if ground is None:
-                ground = Ground.load(conn)
             objects, tiles, written, removed = _build_layer(conn, model.info.srid, geoid, source, out / source.name,
-                                                            full, ground, progress)
+                                                            full, run, progress)
             report.layers.append(LayerReport(source.name, objects, tiles, written, removed,
                                              time.perf_counter() - started))
         keep = {TERRAIN} | {s.name for s in discover(conn)}
@@ -104,7 +117,6 @@ def build_tiles(model: Model, out: Path, layers: list[str] | None = None, full: 
                                                  progress)
                 report.ground_note = "" if report.ground else "none (the model has no DEM)"
     write_root_tileset(out, keep, geoid.description)
-    return report
 
 
 def _triangles(shape: np.ndarray, npts: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -116,11 +128,36 @@ def _triangles(shape: np.ndarray, npts: np.ndarray, size: np.ndarray) -> np.ndar
     return np.maximum(est, 1)
 
 
+def chunks(tiles: list[TileWork], objects: int) -> list[list[TileWork]]:
+    """Consecutive tiles of the tree walk (neighbours in space) grouped into chunks of about `objects` objects:
+    one task each, reading only its objects from PostGIS."""
+    out: list[list[TileWork]] = []
+    size = objects
+    for tile in tiles:
+        if size >= objects:
+            out.append([])
+            size = 0
+        out[-1].append(tile)
+        size += len(tile.codes)
+    return out
+
+
+@dataclass
+class _Run:
+    """One build's way of running chunks."""
+
+    executor: Executor
+    dsn: str
+    chunk_objects: int
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
 def _build_layer(conn, srid: int, geoid: Geoid, source: TilesetSource, folder: Path, full: bool,
-                 ground: Ground, progress: Progress | None) -> tuple[int, int, int, int]:
+                 run: _Run, progress: Progress | None) -> tuple[int, int, int, int]:
     sql, params = plan_sql(source)
     plan = pd.DataFrame(conn.execute(sql, params).fetchall(),
                         columns=["code", "shape", "x0", "y0", "z0", "x1", "y1", "z1", "npts", "size", "fp"])
+    conn.commit()  # no snapshot held open while the tasks run (minutes, for a city)
     key = settings_key(geoid)
     index = None if full else LayerIndex.read(folder, key)
     plan = plan[np.isfinite(plan[["x0", "y0", "x1", "y1"]].to_numpy(float)).all(axis=1)].reset_index(drop=True)
@@ -139,99 +176,42 @@ def _build_layer(conn, srid: int, geoid: Geoid, source: TilesetSource, folder: P
     codes = plan["code"].to_numpy()
     root = build_tree(centre, size, tris, codes, settings().tile_max_triangles)
     fingerprints = (plan["code"] + ":" + plan["fp"]).to_numpy()
-    records: dict[str, TileRecord] = {}
     tiles = list(root.walk())
-    written = 0
-    sql = fetch_sql(source)
-    for n, tile in enumerate(tiles, 1):
+    records: dict[str, TileRecord] = {}
+    digests: dict[str, str] = {}
+    todo: list[TileWork] = []
+    for tile in tiles:
         digest = hashlib.sha1("|".join([key, tile.id, *map(str, origin),
                                         *sorted(fingerprints[tile.members])]).encode()).hexdigest()
         old = index.unchanged(folder, tile.id, digest) if index is not None else None
-        uri = f"t/{tile.id}.glb"
         if old is not None:
             records[tile.id] = old
         else:
-            rows = pd.DataFrame(conn.execute(sql, (list(codes[tile.members]),)).fetchall(),
-                                columns=["code", "shape", "kind", "name", "base_z", "top_z", "attributes", "wkb",
-                                         "segment", "node", "node_pipe_mm"])
-            rows = rows.set_index("code", drop=False).loc[codes[tile.members]].reset_index(drop=True)
-            box = _write_tile(folder / uri, rows, frame, source.class_name, ground)
+            digests[tile.id] = digest
+            todo.append(TileWork(tile.id, tuple(codes[tile.members].tolist())))
+    done = len(records)
+    if progress:
+        progress(source.name, done, len(tiles))
+    job = LayerJob(run.dsn, run.id, srid, geoid, source, str(folder), tuple(float(v) for v in origin))
+    members = {tile.id: tile.members for tile in tiles}
+    for chunk, results in run.executor.run(job, chunks(todo, run.chunk_objects)):
+        for r in results:
+            box, uri = r.box, r.uri
             if box is None:  # nothing drawable: the tile only groups its children, around its objects
-                corners = np.concatenate([lo[tile.members], hi[tile.members]])
-                local = frame.to_local(corners)
-                box, uri = (local.min(axis=0).tolist(), local.max(axis=0).tolist()), ""
-            records[tile.id] = TileRecord(digest, box[0], box[1], uri)
-            written += 1
+                m = members[r.id]
+                local = frame.to_local(np.concatenate([lo[m], hi[m]]))
+                box = (local.min(axis=0).tolist(), local.max(axis=0).tolist())
+            records[r.id] = TileRecord(digests[r.id], box[0], box[1], uri)
+        done += len(chunk)
         if progress:
-            progress(source.name, n, len(tiles))
+            progress(source.name, done, len(tiles))
+    # A task killed while writing leaves its temporary file; every task has finished now.
+    for tmp in (folder / "t").glob(f"*{TMP_SUFFIX}"):
+        tmp.unlink(missing_ok=True)
+    records = {tile.id: records[tile.id] for tile in tiles}  # (the index lists tiles in walk order)
     removed = write_layer_tileset(folder, root, records, frame, LayerIndex(key, list(map(float, origin)), records),
                                   size.max(), geoid.description, source.name)
-    return len(plan), len(tiles), written, removed
-
-
-def tile_mesh(rows: pd.DataFrame, ground: Ground) -> tuple[Mesh, bool]:
-    """The mesh of a tile's objects (feature = row) and whether it needs double-sided faces."""
-    meshes = []
-    double = False
-    for shape, group in rows.groupby("shape", sort=False):
-        at = group.index.to_numpy()
-        if shape == "prism":
-            mesh = prisms(shapely.from_wkb(group["wkb"].map(bytes).to_numpy()), group["base_z"].to_numpy(float),
-                          group["top_z"].to_numpy(float))
-        elif shape == "surface":
-            mesh = surfaces(group["wkb"].map(bytes).tolist())
-            double = True
-        elif shape == "drape":
-            geoms = shapely.from_wkb(group["wkb"].map(bytes).to_numpy())
-            mesh = draped(geoms, ground.sample, group["base_z"].fillna(0).to_numpy(float))
-            double = True
-        elif shape == "tube":
-            mesh = _tubes(group)
-        elif shape == "node":
-            mesh = _nodes(group)
-        else:
-            continue
-        mesh.feature = at[mesh.feature]
-        meshes.append(mesh)
-    return Mesh.concat(meshes), double
-
-
-def _tubes(group: pd.DataFrame) -> Mesh:
-    geoms = shapely.from_wkb(group["wkb"].map(bytes).to_numpy())
-    xyz, line = shapely.get_coordinates(geoms, include_z=True, return_index=True)
-    lines = np.split(xyz, np.flatnonzero(np.diff(line)) + 1)
-    seg = group["segment"].tolist()
-    shape = np.array([s.get("shape") or "circular" for s in seg])
-    dia = np.array([s.get("diameter_mm") or s.get("width_mm") or 100.0 for s in seg], float) / 1000
-    height = np.array([s.get("height_mm") or s.get("diameter_mm") or 100.0 for s in seg], float) / 1000
-    # EPANET pumps and valves often join two nodes at one spot: draw those links as the device.
-    short = np.array([np.ptp(c, axis=0).max() < 1e-6 for c in lines])
-    mesh = tubes(lines, shape, dia, height, TUBE_SIDES)
-    if not short.any():
-        return mesh
-    at = np.flatnonzero(short)
-    device = np.array([seg[i].get("link_type") if seg[i].get("link_type") in ("pump", "valve") else "junction"
-                       for i in at])
-    solids = node_solids(np.array([lines[i][0] for i in at]), device, dia[at], np.full(len(at), np.nan),
-                         np.full(len(at), np.nan))
-    solids.feature = at[solids.feature]
-    return Mesh.concat([mesh, solids])
-
-
-def _nodes(group: pd.DataFrame) -> Mesh:
-    points = shapely.get_coordinates(shapely.from_wkb(group["wkb"].map(bytes).to_numpy()), include_z=True)
-    node = group["node"].tolist()
-    kind = np.array([n.get("node_type") or "junction" for n in node])
-    size = group["node_pipe_mm"].fillna(200.0).to_numpy(float) / 1000
-    bottom = np.array([np.nan if n.get("bottom_z") is None else n["bottom_z"] for n in node], float)
-    top = np.array([np.nan if n.get("ground_z") is None else n["ground_z"] for n in node], float)
-    return node_solids(points, kind, size, bottom, top)
-
-
-def _write_tile(path: Path, rows: pd.DataFrame, frame: Frame, class_name: str,
-                ground: Ground) -> tuple[list[float], list[float]] | None:
-    mesh, double = tile_mesh(rows, ground)
-    return write_mesh(path, mesh, rows, frame, class_name, double)
+    return len(plan), len(tiles), len(todo), removed
 
 
 def describe(report: TileReport) -> list[str]:

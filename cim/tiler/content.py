@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from cim.tiler.glb import write_glb
 from cim.tiler.mesh import Mesh
 from cim.tiler.style import colours
 from cim.tiler.table import columns
+
+TMP_SUFFIX = ".tmp"
 
 
 def to_gltf_axes(v: np.ndarray) -> np.ndarray:
@@ -37,7 +40,13 @@ def write_mesh(path: Path, mesh: Mesh, rows: pd.DataFrame, frame: Frame, class_n
                      colours(rows)[mesh.feature], mesh.feature, mesh.indices, to_gltf_axes(centre[None])[0],
                      class_name, columns(rows), double)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    # A name of its own in the same folder: two runs of the same tile (a task redone after its worker was lost)
+    # never write into one temporary file, and a reader only ever sees a whole glb.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return [float(v) for v in lo], [float(v) for v in hi]
