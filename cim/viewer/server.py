@@ -21,17 +21,8 @@ STATIC = Path(__file__).parent / "static"
 
 router = APIRouter(prefix="/viewer", include_in_schema=False)
 
-TITLES = {"terrain": "Terrain (DEM mesh)", "bim": "BIM models", "buildings": "Buildings", "landmarks": "Landmarks",
-          "roads": "Roads", "river": "River", "tunnels": "Utility tunnels"}
-
-
-def _title(layer_id: str) -> str:
-    if layer_id in TITLES:
-        return TITLES[layer_id]
-    if layer_id.endswith("-nodes"):
-        return f"{layer_id[:-6].capitalize()} nodes"
-    return f"{layer_id.capitalize()} pipes" if layer_id in ("water", "drainage", "gas", "power", "telecom", "heat") \
-        else layer_id.replace("-", " ").capitalize()
+# Where the catalog's title (the layer, "<network> pipes", "<network> network nodes") says less than it could
+TITLES = {"terrain": "Terrain (DEM mesh)", "bim": "BIM models", "tunnels": "Utility tunnels"}
 
 
 def _geoid_height(srid: int, lon: float, lat: float) -> float:
@@ -55,7 +46,8 @@ def viewer_config(cfg: Settings, collections: dict, srid: int, model_name: str) 
         layer_id = uri.split("/")[0]
         coll = collections.get(layer_id)
         layers.append({
-            "id": layer_id, "title": _title(layer_id), "url": f"/tiles/{uri}",
+            "id": layer_id, "title": TITLES.get(layer_id) or (coll.title if coll else layer_id).capitalize(),
+            "url": f"/tiles/{uri}",
             "layer": coll.layer if coll else layer_id, "family": coll.family if coll else "objects",
             "kinds": list(coll.kinds) if coll else [], "count": coll.count if coll else None,
             # the ground is drawn from the same DEM: the terrain mesh would only hide its base map

@@ -2,7 +2,7 @@
 // Each sensor is a point coloured by its state; each object it observes takes the worst state of its sensors.
 /* global Cesium */
 import { get, wsUrl } from './api.js';
-import { LIVE_COLORS } from './paint.js';
+import { liveColor } from './paint.js';
 
 const RANK = { alarm: 3, offline: 2, ok: 1, unknown: 0 };
 
@@ -58,15 +58,8 @@ export class Live {
     Object.assign(s, { status: p.status, severity: p.severity ?? 0, value: p.value, unit: p.unit, time: p.time,
       kind: p.kind });
     if (p.objects) s.objects = p.objects;
-    if (s.point) s.point.color = Cesium.Color.fromCssColorString(this.colorOf(s));
+    if (s.point) s.point.color = Cesium.Color.fromCssColorString(liveColor(s) || '#bdbdbd'); // grey: no reading yet
     return s;
-  }
-
-  colorOf(s) {
-    if (s.severity > 0) return LIVE_COLORS[Math.min(s.severity, 3)];
-    if (s.status === 'offline') return LIVE_COLORS.offline;
-    if (s.status === 'ok' || s.status === 'alarm') return LIVE_COLORS.ok;
-    return '#bdbdbd';
   }
 
   /** Each object's worst state over its sensors, handed to the painter. */

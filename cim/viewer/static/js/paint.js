@@ -29,6 +29,15 @@ export const ROLE_LABELS = {
 export const LIVE_COLORS = { 3: '#d7191c', 2: '#fd8d3c', 1: '#9e9ac8', offline: '#7f7f7f', ok: '#66bd63' };
 export const SELECTED = '#ffd700';
 
+/** The colour of a live state {status, severity} (a sensor's, or the worst of an object's sensors), or null. */
+export function liveColor(state) {
+  if (!state) return null;
+  if (state.severity > 0) return LIVE_COLORS[Math.min(state.severity, 3)];
+  if (state.status === 'offline') return LIVE_COLORS.offline;
+  if (state.status === 'ok' || state.status === 'alarm') return LIVE_COLORS.ok;
+  return null;
+}
+
 const css = (c) => Cesium.Color.fromCssColorString(c);
 
 export class Painter {
@@ -52,12 +61,7 @@ export class Painter {
     if (code === this.selected) return SELECTED;
     const role = this.roles.get(code);
     if (role) return ROLE_COLORS[role];
-    const live = this.live.get(code);
-    if (!live) return null;
-    if (live.severity > 0) return LIVE_COLORS[Math.min(live.severity, 3)];
-    if (live.status === 'offline') return LIVE_COLORS.offline;
-    if (live.status === 'ok' || live.status === 'alarm') return LIVE_COLORS.ok;
-    return null;
+    return liveColor(this.live.get(code));
   }
 
   apply(feature, code) {
